@@ -1,0 +1,90 @@
+"""Test-suite set-up shared by unit tests and notebook runs (nbval).
+
+* Forces fast, offline mode (unless the caller already chose) so that CI needs no network.
+* Points ``COURSE_RECORD_DIR`` at a fresh folder: notebooks executed by nbval write the
+  numbers they teach there, and ``tests/test_taught_numbers_*.py`` assert them.
+* Runs notebooks before ordinary tests (so their records exist) and prints a table of
+  notebook execution times at the end.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent
+os.environ.setdefault("COURSE_FAST", "1")
+os.environ.setdefault("COURSE_OFFLINE", "1")
+os.environ["COURSE_RECORD_DIR"] = tempfile.mkdtemp(prefix="course-records-")
+os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
+
+_notebook_seconds: dict[str, float] = defaultdict(float)
+_notebook_failed: set[str] = set()
+NOTEBOOK_BUDGET_S = float(os.environ.get("COURSE_NOTEBOOK_BUDGET_S", "60"))
+
+
+def _is_notebook_item(item: pytest.Item) -> bool:
+    return str(getattr(item, "path", "")).endswith(".ipynb")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Notebooks first (their records feed later tests); order is otherwise kept."""
+    items.sort(key=lambda item: 0 if _is_notebook_item(item) else 1)
+
+
+def pytest_runtest_logreport(report):
+    path = report.nodeid.split("::")[0]
+    if path.endswith(".ipynb"):
+        _notebook_seconds[path] += report.duration
+        if report.failed:
+            _notebook_failed.add(path)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _notebook_seconds:
+        return
+    tr = terminalreporter
+    tr.section("notebook execution times (fast mode)")
+    for path, seconds in sorted(_notebook_seconds.items()):
+        flag = "FAILED" if path in _notebook_failed else ("over budget" if seconds > NOTEBOOK_BUDGET_S else "ok")
+        tr.write_line(f"{seconds:7.1f} s  {flag:11s}  {path}")
+    tr.write_line(f"{sum(_notebook_seconds.values()):7.1f} s  total ({len(_notebook_seconds)} notebooks, "
+                  f"budget {NOTEBOOK_BUDGET_S:.0f} s each)")
+
+
+def execute_notebook(path: Path, timeout: int = 600) -> None:
+    """Run a notebook top to bottom in a fresh kernel (used when a test needs its records)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+
+
+@pytest.fixture(scope="session")
+def notebook_records():
+    """``notebook_records("lectures/L00_learning_recipe.ipynb")`` -> the dict of values it recorded.
+
+    Reuses the records written when nbval ran the notebook earlier in this session; executes
+    the notebook itself when it has not run (e.g. when only tests/ was selected).
+    """
+    from course_utils.records import load_records
+
+    def get(relative_path: str) -> dict:
+        path = ROOT / relative_path
+        if not path.exists():
+            raise FileNotFoundError(f"{relative_path} does not exist")
+        key = path.stem
+        try:
+            return load_records(key)
+        except FileNotFoundError:
+            execute_notebook(path)
+            return load_records(key)
+
+    return get

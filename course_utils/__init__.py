@@ -1,0 +1,47 @@
+"""course_utils: the small helper package behind the course notebooks.
+
+Everything a notebook needs is importable from the top level::
+
+    from course_utils import load_dataset, fit, get_device, seed_everything
+"""
+from .config import data_dir, fast_or_full, is_fast_mode, is_offline, mode_summary
+from .datasets import (CIFAR10_CLASSES, DATASETS, DIGIT_CLASSES, FASHION_CLASSES, ImageData, load_dataset,
+                       train_val_split)
+from .device import describe_device, get_device, seed_everything
+from .gradcheck import numerical_gradient, numerical_gradient_array, relative_error
+from .plotting import plot_decision_regions, plot_history, save_figure, show_images
+from .records import load_records, record, set_notebook
+from .standins import SHAPES10_CLASSES, make_shapes10, make_street_digits, make_toy_2d
+from .training import Accumulator, History, LivePlot, Timer, evaluate, fit, in_notebook
+from .widgets import render, time_call
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Accumulator", "CIFAR10_CLASSES", "DATASETS", "DIGIT_CLASSES", "FASHION_CLASSES",
+    "History", "ImageData", "LivePlot", "SHAPES10_CLASSES", "Timer", "data_dir",
+    "describe_device", "evaluate", "fast_or_full", "fit", "get_device", "in_notebook", "is_fast_mode",
+    "is_offline", "load_dataset", "load_records", "make_shapes10", "make_street_digits",
+    "make_toy_2d", "mode_summary", "numerical_gradient", "numerical_gradient_array", "plot_decision_regions",
+    "plot_history", "record", "relative_error", "render", "save_figure", "seed_everything", "set_notebook",
+    "show_images", "time_call", "train_val_split",
+]
+
+
+def setup_notebook(name: str, seed: int = 0) -> "object":
+    """First call of every notebook: seeds everything, names the record file, prints mode and device.
+
+    Returns the device to use.
+    """
+    import matplotlib
+
+    set_notebook(name)
+    seed_everything(seed)
+    device = get_device()
+    matplotlib.rcParams.update({"figure.dpi": 90, "axes.spines.top": False, "axes.spines.right": False})
+    print(mode_summary())
+    print(f"device: {describe_device(device)} | seed: {seed}")
+    return device
+
+
+__all__.append("setup_notebook")

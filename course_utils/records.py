@@ -1,0 +1,72 @@
+"""Record the numbers a notebook teaches so that the test-suite can check them.
+
+A notebook computes a number (a loss, an output size, a parameter count) and passes it
+through :func:`record`, which returns it unchanged. When the environment variable
+``COURSE_RECORD_DIR`` is set (the test-suite sets it), the value is also appended to
+``<COURSE_RECORD_DIR>/<notebook-key>.json``; tests under ``tests/`` then assert the values.
+Outside the tests :func:`record` does nothing but return its argument.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _to_jsonable(value: Any) -> Any:
+    if hasattr(value, "detach"):  # torch tensor
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): _to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_jsonable(v) for v in value]
+    if isinstance(value, (int, float, str, bool)) or value is None:
+        return value
+    raise TypeError(
+        f"record() can store numbers, strings, lists, dicts and arrays, not {type(value).__name__}. "
+        "Convert the value first (e.g. float(x) or x.tolist())."
+    )
+
+
+def record(key: str, value: Any, notebook: str | None = None) -> Any:
+    """Return ``value``; if ``COURSE_RECORD_DIR`` is set, also store it under ``key``.
+
+    ``notebook`` defaults to the ``COURSE_NOTEBOOK`` environment variable or ``"default"``;
+    notebooks set it with :func:`set_notebook` in their first cell.
+    """
+    if not key or not isinstance(key, str):
+        raise ValueError("record() needs a non-empty string key, e.g. record('hinge_mean', loss).")
+    folder = os.environ.get("COURSE_RECORD_DIR")
+    if folder:
+        name = notebook or os.environ.get("COURSE_NOTEBOOK", "default")
+        path = Path(folder) / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        data = json.loads(path.read_text()) if path.exists() else {}
+        data[key] = _to_jsonable(value)
+        path.write_text(json.dumps(data, indent=1, sort_keys=True))
+    return value
+
+
+def set_notebook(name: str) -> None:
+    """Name the file that later :func:`record` calls write to (one per notebook)."""
+    if not name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"Notebook key {name!r} may contain only letters, digits, '-' and '_'.")
+    os.environ["COURSE_NOTEBOOK"] = name
+
+
+def load_records(name: str, folder: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Read back the values that notebook ``name`` recorded (used by the tests)."""
+    folder = folder or os.environ.get("COURSE_RECORD_DIR")
+    if not folder:
+        raise RuntimeError("COURSE_RECORD_DIR is not set; there is nowhere to read records from.")
+    path = Path(folder) / f"{name}.json"
+    if not path.exists():
+        raise FileNotFoundError(f"No records for notebook {name!r} in {folder}; was the notebook executed?")
+    return json.loads(path.read_text())

@@ -1,0 +1,282 @@
+"""A small, readable training loop: :func:`fit` and :func:`evaluate`.
+
+Design choices a student can read off the code:
+
+* Data given as tensors (an :class:`~course_utils.datasets.ImageData` or an ``(X, y)`` pair)
+  is moved to the device **once** and batched there by indexing with a random permutation,
+  with no ``DataLoader`` and no per-batch host-to-device copy. A ``DataLoader`` works too.
+* The loop never calls ``.item()`` per step: losses and correct counts are summed on the
+  device and read once per epoch, so the GPU is never forced to wait for the CPU.
+* Progress is shown with ``tqdm.auto`` bars and a live loss/accuracy figure that redraws in
+  place in Jupyter; outside Jupyter it prints one line per epoch instead.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+import torch
+from torch import nn
+
+from .device import get_device
+
+Batch = tuple[torch.Tensor, torch.Tensor]
+
+
+class Timer:
+    """Stopwatch that records laps: ``t = Timer(); ...; t.stop()``; ``t.sum()``, ``t.avg()``."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.start()
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def stop(self) -> float:
+        self.times.append(time.perf_counter() - self._t0)
+        return self.times[-1]
+
+    def sum(self) -> float:
+        return sum(self.times)
+
+    def avg(self) -> float:
+        return self.sum() / len(self.times) if self.times else 0.0
+
+
+class Accumulator:
+    """Running sums of ``n`` quantities: ``acc.add(loss_sum, correct, count)``."""
+
+    def __init__(self, n: int) -> None:
+        self.data = [0.0] * n
+
+    def add(self, *values: float) -> None:
+        if len(values) != len(self.data):
+            raise ValueError(f"Accumulator holds {len(self.data)} values, got {len(values)}.")
+        self.data = [a + float(b) for a, b in zip(self.data, values)]
+
+    def reset(self) -> None:
+        self.data = [0.0] * len(self.data)
+
+    def __getitem__(self, i: int) -> float:
+        return self.data[i]
+
+
+@dataclass
+class History:
+    """Per-epoch metrics returned by :func:`fit`."""
+
+    train_loss: list[float] = field(default_factory=list)
+    train_acc: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_acc: list[float] = field(default_factory=list)
+    epoch_time: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    images_per_s: list[float] = field(default_factory=list)
+    device: str = ""
+
+    @property
+    def epochs(self) -> int:
+        return len(self.train_loss)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()}
+
+    def summary(self) -> str:
+        if not self.epochs:
+            return "no epochs run"
+        parts = [f"{self.epochs} epochs on {self.device}", f"train loss {self.train_loss[-1]:.4f}",
+                 f"train acc {self.train_acc[-1]:.2%}"]
+        if self.val_acc:
+            parts.append(f"val acc {self.val_acc[-1]:.2%} (best {max(self.val_acc):.2%})")
+        parts.append(f"{sum(self.epoch_time):.1f} s, {sum(self.images_per_s) / self.epochs:,.0f} img/s")
+        return " | ".join(parts)
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where figures can be redrawn in place)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+class LivePlot:
+    """Loss and accuracy curves that redraw in place in Jupyter (d2l's ``Animator`` idea).
+
+    Outside a notebook it draws nothing; call :func:`~course_utils.plotting.plot_history`
+    afterwards to get the figure.
+    """
+
+    def __init__(self, title: str = "", enabled: bool = True) -> None:
+        self.enabled = enabled and in_notebook()
+        self._handle = None
+        if self.enabled:
+            import matplotlib.pyplot as plt
+
+            self.fig, (self.ax_loss, self.ax_acc) = plt.subplots(1, 2, figsize=(9, 3.2))
+            self.fig.suptitle(title)
+            plt.close(self.fig)  # we display it ourselves, once, and then update in place
+
+    def update(self, history: History) -> None:
+        if not self.enabled:
+            return
+        from IPython.display import display
+
+        from .plotting import draw_history
+
+        draw_history(history, self.ax_loss, self.ax_acc)
+        self.fig.tight_layout()
+        if self._handle is None:
+            self._handle = display(self.fig, display_id=True)
+        else:
+            self._handle.update(self.fig)
+
+
+def _as_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device,
+                generator: torch.Generator | None) -> tuple[Callable[[], Iterator[Batch]], int, int]:
+    """Normalise the accepted data formats to (make_iterator, n_examples, n_batches)."""
+    if isinstance(data, torch.utils.data.DataLoader):
+        n = len(data.dataset) if hasattr(data.dataset, "__len__") else 0
+
+        def loader_batches() -> Iterator[Batch]:
+            for X, y in data:
+                yield X.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+        return loader_batches, n, len(data)
+    if isinstance(data, (tuple, list)) or hasattr(data, "images"):
+        X, y = (data.images, data.labels) if hasattr(data, "images") else data
+        if not (isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor)):
+            raise TypeError("Data given as a pair must be two tensors (X, y); use torch.as_tensor first.")
+        if len(X) != len(y):
+            raise ValueError(f"X has {len(X)} examples but y has {len(y)}.")
+        if len(X) == 0:
+            raise ValueError("The data set is empty; check the limit/subset you asked for.")
+        X, y = X.to(device), y.to(device)
+        n = len(X)
+
+        def tensor_batches() -> Iterator[Batch]:
+            order = (torch.randperm(n, device=device, generator=generator) if shuffle
+                     else torch.arange(n, device=device))
+            for start in range(0, n, batch_size):
+                idx = order[start:start + batch_size]
+                yield X[idx], y[idx]
+
+        return tensor_batches, n, math.ceil(n / batch_size)
+    raise TypeError(f"fit/evaluate take an ImageData, an (X, y) pair of tensors or a DataLoader, "
+                    f"not {type(data).__name__}.")
+
+
+def _batch_stats(logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of losses and number correct in a batch, kept on the device."""
+    correct = (logits.argmax(dim=1) == y).sum() if logits.ndim == 2 and y.ndim == 1 else torch.zeros((), device=y.device)
+    return loss.detach() * len(y), correct
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Any, loss_fn: Callable | None = None, device: torch.device | str | None = None,
+             batch_size: int = 1024) -> dict[str, float]:
+    """Mean loss and accuracy of ``model`` on ``data`` (in eval mode, no gradients)."""
+    device = torch.device(device) if device else next(model.parameters()).device
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    make_iter, n, _ = _as_batches(data, batch_size, False, device, None)
+    was_training = model.training
+    model.eval()
+    total_loss = torch.zeros((), device=device)
+    total_correct = torch.zeros((), device=device)
+    count = 0
+    for X, y in make_iter():
+        logits = model(X)
+        loss_sum, correct = _batch_stats(logits, y, loss_fn(logits, y))
+        total_loss += loss_sum
+        total_correct += correct
+        count += len(y)
+    model.train(was_training)
+    return {"loss": float(total_loss) / count, "acc": float(total_correct) / count}
+
+
+def fit(model: nn.Module, train: Any, *, epochs: int, lr: float = 1e-3,
+        optimizer: torch.optim.Optimizer | None = None, loss_fn: Callable | None = None,
+        val: Any = None, batch_size: int = 128, device: torch.device | str | None = None,
+        scheduler: Any = None, scheduler_step: str = "epoch", live_plot: bool = True,
+        progress: bool = True, seed: int | None = 0, title: str = "",
+        callbacks: Iterable[Callable[[int, History], None]] = ()) -> History:
+    """Train ``model`` and return a :class:`History` of per-epoch metrics.
+
+    Parameters
+    ----------
+    train, val : an ``ImageData``, an ``(X, y)`` pair of tensors, or a ``DataLoader``.
+    optimizer : any ``torch.optim`` optimiser; default Adam with learning rate ``lr``.
+    loss_fn : default ``nn.CrossEntropyLoss()``.
+    scheduler : a learning-rate scheduler, stepped once per epoch (``scheduler_step="epoch"``)
+        or once per batch (``"batch"``, e.g. for OneCycleLR).
+    seed : seeds the shuffling order so that runs are reproducible (``None``: do not seed).
+    callbacks : functions ``f(epoch, history)`` called after every epoch.
+    """
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}.")
+    if scheduler_step not in ("epoch", "batch"):
+        raise ValueError("scheduler_step must be 'epoch' or 'batch'.")
+    device = torch.device(device) if device else get_device()
+    model.to(device)
+    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = loss_fn or nn.CrossEntropyLoss()
+    generator = None
+    if seed is not None:
+        generator = torch.Generator(device=device).manual_seed(seed)
+    make_iter, n_train, n_batches = _as_batches(train, batch_size, True, device, generator)
+    history = History(device=str(device))
+    plot = LivePlot(title, enabled=live_plot)
+    from tqdm.auto import tqdm
+
+    epoch_bar = tqdm(range(epochs), desc="epochs", disable=not progress, leave=True)
+    for epoch in epoch_bar:
+        model.train()
+        timer = Timer()
+        total_loss = torch.zeros((), device=device)
+        total_correct = torch.zeros((), device=device)
+        seen = 0
+        for X, y in tqdm(make_iter(), total=n_batches, desc=f"epoch {epoch + 1}", leave=False,
+                         disable=not progress):
+            logits = model(X)
+            loss = loss_fn(logits, y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None and scheduler_step == "batch":
+                scheduler.step()
+            loss_sum, correct = _batch_stats(logits, y, loss)
+            total_loss += loss_sum
+            total_correct += correct
+            seen += len(y)
+        train_loss = float(total_loss) / seen  # the one host sync of the epoch
+        if not math.isfinite(train_loss):
+            raise FloatingPointError(
+                f"Training loss became {train_loss} in epoch {epoch + 1}: the learning rate is probably "
+                "too high (try 10x smaller) or the inputs are not normalised.")
+        elapsed = timer.stop()
+        history.train_loss.append(train_loss)
+        history.train_acc.append(float(total_correct) / seen)
+        history.epoch_time.append(elapsed)
+        history.images_per_s.append(seen / elapsed if elapsed > 0 else float("inf"))
+        history.lr.append(optimizer.param_groups[0]["lr"])
+        if scheduler is not None and scheduler_step == "epoch":
+            scheduler.step()
+        if val is not None:
+            metrics = evaluate(model, val, loss_fn, device)
+            history.val_loss.append(metrics["loss"])
+            history.val_acc.append(metrics["acc"])
+        postfix = {"loss": f"{train_loss:.4f}"}
+        if history.val_acc:
+            postfix["val_acc"] = f"{history.val_acc[-1]:.3f}"
+        epoch_bar.set_postfix(postfix)
+        plot.update(history)
+        for callback in callbacks:
+            callback(epoch, history)
+    return history

@@ -1,0 +1,27 @@
+"""Small helpers shared by the interactive widgets of the lectures."""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import matplotlib.pyplot as plt
+
+
+def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
+    """Median wall-clock time of ``fn()`` in milliseconds (used to benchmark widget redraws)."""
+    if repeats < 1:
+        raise ValueError("repeats must be at least 1.")
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def render(fig: plt.Figure) -> None:
+    """Rasterise ``fig`` without showing it: what a redraw really costs (Agg backend)."""
+    fig.canvas.draw()
