@@ -148,7 +148,7 @@ def _as_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device,
                 yield X.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
         return loader_batches, n, len(data)
-    if isinstance(data, (tuple, list)) or hasattr(data, "images"):
+    if (isinstance(data, (tuple, list)) and len(data) == 2) or hasattr(data, "images"):
         X, y = (data.images, data.labels) if hasattr(data, "images") else data
         if not (isinstance(X, torch.Tensor) and isinstance(y, torch.Tensor)):
             raise TypeError("Data given as a pair must be two tensors (X, y); use torch.as_tensor first.")

@@ -2,15 +2,27 @@
 
 Pick a data set, depth, width, activation and learning rate; train a multilayer perceptron
 live and watch its decision region change.
+
+Speed matters for a widget that redraws while it trains, so the figure is drawn the way an
+animation would be: the static parts (axes, labels, ticks) are rasterised once and cached,
+and a redraw only paints the four artists that change (the probability image, the data
+points, the title and the loss curve) on top of the cached background, then encodes the
+pixels as a PNG for an ``ipywidgets.Image``. A full redraw happens only when the layout
+changes (the loss axis needs new limits, or the data needs a different view).
 """
 from __future__ import annotations
+
+import contextlib
+import io
+import math
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 from torch import nn
 
-from ..plotting import decision_grid
 from ..standins import make_toy_2d
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
@@ -18,14 +30,33 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "softplus": nn.Softplus,
 }
 TOY_DATASETS = ("xor", "circles", "moons", "spirals")
+_NICE_STEPS = (100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000)
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Run tiny models on one CPU thread: for a few hundred points, coordinating several threads
+    costs far more than the arithmetic (on a busy 2-core machine, 10-30x slower per step)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def make_mlp(in_features: int, out_features: int, depth: int, width: int, activation: str) -> nn.Sequential:
     """An MLP with ``depth`` hidden layers of ``width`` units (``depth=0``: a linear classifier)."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"Unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}.")
+    for name, value in (("in_features", in_features), ("out_features", out_features), ("depth", depth),
+                        ("width", width)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__}).")
     if depth < 0 or width < 1:
         raise ValueError(f"depth must be >= 0 and width >= 1, got depth={depth}, width={width}.")
+    if in_features < 1 or out_features < 1:
+        raise ValueError(f"in_features and out_features must be >= 1, got {in_features} and {out_features}.")
     layers: list[nn.Module] = []
     size = in_features
     for _ in range(depth):
@@ -35,85 +66,191 @@ def make_mlp(in_features: int, out_features: int, depth: int, width: int, activa
     return nn.Sequential(*layers)
 
 
+def _class_colours(k: int) -> np.ndarray:
+    """RGB colours of the ``k`` classes (blue/red for two classes, tab10 otherwise)."""
+    if k == 2:
+        cmap = plt.get_cmap("coolwarm")
+        return np.array([cmap(0.0)[:3], cmap(1.0)[:3]])
+    return np.array(plt.get_cmap("tab10").colors[:k]) if k <= 10 else plt.get_cmap("viridis")(np.linspace(0, 1, k))[:, :3]
+
+
 class Playground:
-    """Train an MLP on 2-D toy data and draw its decision region."""
+    """Train an MLP on 2-D toy data and draw its decision region.
+
+    >>> pg = Playground("xor", depth=1, width=8, activation="tanh")   # doctest: +SKIP
+    >>> pg.train(300); pg.accuracy()                                 # doctest: +SKIP
+    >>> pg.draw()          # the figure (shown by Jupyter)            # doctest: +SKIP
+    >>> pg.widget()        # live controls (needs a running kernel)   # doctest: +SKIP
+    """
 
     def __init__(self, dataset: str = "xor", depth: int = 1, width: int = 8, activation: str = "tanh",
                  lr: float = 0.03, n: int = 300, noise: float = 0.15, seed: int = 0, resolution: int = 90):
-        self.resolution = resolution
-        self.fig, (self.ax_region, self.ax_loss) = plt.subplots(1, 2, figsize=(8, 3.6),
-                                                                gridspec_kw={"width_ratios": [1, 1.1]})
-        plt.close(self.fig)
+        if not isinstance(resolution, (int, np.integer)) or not 10 <= resolution <= 400:
+            raise ValueError(f"resolution (grid points per side) must be an int in [10, 400], got {resolution!r}.")
+        self.resolution = int(resolution)
+        # A figure outside pyplot with its own Agg canvas: nothing is shown twice, and the canvas
+        # really rasterises (a closed pyplot figure gets a canvas whose draw() does nothing).
+        self.fig = Figure(figsize=(8, 3.6), dpi=90)
+        FigureCanvasAgg(self.fig)
+        self.ax_region, self.ax_loss = self.fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 1.1]})
+        self.fig.subplots_adjust(left=0.02, right=0.97, bottom=0.15, top=0.84, wspace=0.2)
+        self._build_artists()
+        self._background = None
+        self._layout: tuple | None = None
         self.reset(dataset=dataset, depth=depth, width=width, activation=activation, lr=lr, n=n,
                    noise=noise, seed=seed)
 
+    # ------------------------------------------------------------------ model and data
     def reset(self, *, dataset: str, depth: int, width: int, activation: str, lr: float,
               n: int = 300, noise: float = 0.15, seed: int = 0) -> None:
         """Build new data and a freshly initialised model."""
         if dataset not in TOY_DATASETS:
             raise ValueError(f"Unknown toy data set {dataset!r}; choose one of {', '.join(TOY_DATASETS)}.")
-        if lr <= 0:
-            raise ValueError(f"The learning rate must be positive, got {lr}.")
+        if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0 or not math.isfinite(lr):
+            raise ValueError(f"The learning rate must be a positive number, got {lr!r}.")
+        if noise < 0:
+            raise ValueError(f"noise must be >= 0, got {noise}.")
+        key = (dataset, n, noise, seed)
+        if getattr(self, "_data_key", None) != key:  # changing only the model keeps the data
+            self.X, self.y = make_toy_2d(dataset, n=n, noise=noise, seed=seed)
+            self._data_key = key
+            self._set_view()
         self.params = dict(dataset=dataset, depth=depth, width=width, activation=activation, lr=lr)
-        self.X, self.y = make_toy_2d(dataset, n=n, noise=noise, seed=seed)
         torch.manual_seed(seed)
         self.model = make_mlp(2, int(self.y.max()) + 1, depth, width, activation)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=lr)
         self.losses: list[float] = []
-        self._xx, self._yy, self._grid = decision_grid(self.X.numpy(), self.resolution)
+
+    def _set_view(self) -> None:
+        """A square view around the data (in steps of 0.5) and the grid the model is evaluated on."""
+        X = self.X.numpy()
+        self._half = math.ceil((np.abs(X).max() + 0.1) * 2) / 2
+        axis = np.linspace(-self._half, self._half, self.resolution, dtype=np.float32)
+        xx, yy = np.meshgrid(axis, axis)
+        self._grid = torch.from_numpy(np.stack([xx.ravel(), yy.ravel()], axis=1))
+        k = int(self.y.max()) + 1
+        self._colours = _class_colours(k)
+        self._cmap = plt.get_cmap("coolwarm")
+        self._points.set_offsets(X)
+        self._points.set_facecolor(self._colours[self.y.numpy()])
+        h = self._half
+        self._image.set_extent((-h, h, -h, h))
 
     def train(self, steps: int = 100) -> float:
         """Full-batch Adam steps; returns the final training loss."""
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+            raise ValueError(f"steps must be a non-negative int, got {steps!r}.")
         loss_fn = nn.CrossEntropyLoss()
-        for _ in range(steps):
-            loss = loss_fn(self.model(self.X), self.y)
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
-            self.losses.append(loss.item())
+        with _one_thread():
+            for _ in range(steps):
+                loss = loss_fn(self.model(self.X), self.y)
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+                self.losses.append(loss.item())
         return self.losses[-1] if self.losses else float("nan")
 
     @torch.no_grad()
     def accuracy(self) -> float:
-        return float((self.model(self.X).argmax(1) == self.y).float().mean())
+        """Fraction of the training points the current model classifies correctly."""
+        with _one_thread():
+            return float((self.model(self.X).argmax(1) == self.y).float().mean())
 
-    @torch.no_grad()
-    def draw(self) -> plt.Figure:
-        """Redraw both panels (decision region with data; loss curve) and return the figure."""
+    # ------------------------------------------------------------------ drawing
+    def _build_artists(self) -> None:
         ax = self.ax_region
-        ax.clear()
-        probs = torch.softmax(self.model(self._grid), dim=1)
-        k = probs.shape[1]
-        y = self.y.numpy()
-        cmap = plt.get_cmap("coolwarm" if k == 2 else "viridis", k)
-        if k == 2:  # show confidence, not only the argmax
-            ax.contourf(self._xx, self._yy, probs[:, 1].reshape(self._xx.shape).numpy(),
-                        levels=np.linspace(0, 1, 11), cmap="coolwarm", alpha=0.45)
-        else:
-            ax.contourf(self._xx, self._yy, probs.argmax(1).reshape(self._xx.shape).numpy(),
-                        levels=np.arange(k + 1) - 0.5, cmap=cmap, alpha=0.35)
-        X = self.X.numpy()
-        ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=-0.5, vmax=k - 0.5, s=10, edgecolors="k",
-                   linewidths=0.3)
-        p = self.params
-        ax.set_title(f"{p['dataset']}: depth {p['depth']}, width {p['width']}, {p['activation']}\n"
-                     f"accuracy {self.accuracy():.0%} after {len(self.losses)} steps", fontsize=9)
+        r = self.resolution
+        self._image = ax.imshow(np.ones((r, r, 3)), origin="lower", extent=(-1, 1, -1, 1),
+                                interpolation="bilinear", aspect="equal")
+        self._points = ax.scatter(np.zeros(1), np.zeros(1), s=11, edgecolors="k", linewidths=0.3)
+        self._title = ax.set_title("", fontsize=9, y=1.02)  # fixed y: no auto-placement, blit-safe
         ax.set_xticks([])
         ax.set_yticks([])
-        self.ax_loss.clear()
-        self.ax_loss.plot(self.losses, color="C0")
-        self.ax_loss.set_xlabel("step")
-        self.ax_loss.set_ylabel("training loss")
+        self._line, = self.ax_loss.plot([], [], color="C0", lw=1.4)
         self.ax_loss.set_yscale("log")
+        self.ax_loss.set_xlabel("training step")
+        self.ax_loss.set_title("training loss (cross-entropy)", fontsize=9)
         self.ax_loss.grid(alpha=0.3)
-        self.fig.tight_layout()
+
+    def _dynamic_artists(self) -> list:
+        return [self._image, self._points, self._title, self._line]
+
+    def _loss_limits(self) -> tuple[float, float, float]:
+        n = len(self.losses)
+        xmax = next((s for s in _NICE_STEPS if s >= n), n)
+        if not self.losses:
+            return xmax, 1e-2, 1.0
+        lo, hi = min(self.losses), max(self.losses)
+        ymin = min(1e-2, 10 ** math.floor(math.log10(max(lo, 1e-5))))
+        ymax = max(1.0, 10 ** math.ceil(math.log10(max(hi, 1e-5))))
+        return xmax, ymin, ymax
+
+    @torch.no_grad()
+    def _update_artists(self) -> None:
+        with _one_thread():
+            probs = torch.softmax(self.model(self._grid), dim=1).numpy()
+        r = self.resolution
+        if probs.shape[1] == 2:   # diverging colours: white-ish where the model is unsure (p = 0.5)
+            rgb = self._cmap(probs[:, 1])[:, :3]
+        else:                     # the expected class colour under the model
+            rgb = probs @ self._colours
+        rgb = 1 - 0.6 * (1 - rgb)  # pale, so that the data points stand out
+        self._image.set_data(rgb.reshape(r, r, 3).clip(0, 1))
+        p = self.params
+        acc = self.accuracy()
+        self._title.set_text(f"{p['dataset']}: {p['depth']} hidden layer(s) of {p['width']}, {p['activation']}, "
+                             f"lr {p['lr']:.3g}\ntraining accuracy {acc:.0%} after {len(self.losses)} steps")
+        self._line.set_data(np.arange(1, len(self.losses) + 1), self.losses)
+
+    def _full_draw(self, layout: tuple) -> None:
+        xmax, ymin, ymax = layout[:3]
+        h = self._half
+        self.ax_region.set_xlim(-h, h)
+        self.ax_region.set_ylim(-h, h)
+        self.ax_loss.set_xlim(0, xmax)
+        self.ax_loss.set_ylim(ymin, ymax)
+        canvas = self.fig.canvas
+        dynamic = self._dynamic_artists()
+        for a in dynamic:
+            a.set_visible(False)
+        canvas.draw()
+        self._background = canvas.copy_from_bbox(self.fig.bbox)
+        for a in dynamic:
+            a.set_visible(True)
+        self._layout = layout
+
+    def draw(self) -> Figure:
+        """Bring the figure up to date (decision region with data; loss curve) and return it.
+
+        Only the changing artists are repainted over a cached background; Jupyter shows the
+        returned figure as a static image.
+        """
+        self._update_artists()
+        layout = (*self._loss_limits(), self._half, self.fig.dpi, tuple(self.fig.get_size_inches()))
+        if self._background is None or layout != self._layout:
+            self._full_draw(layout)
+        canvas = self.fig.canvas
+        canvas.restore_region(self._background)
+        for a in self._dynamic_artists():
+            a.axes.draw_artist(a)
         return self.fig
+
+    def to_png(self) -> bytes:
+        """Redraw and encode the canvas as PNG bytes (what the widget displays)."""
+        from PIL import Image
+
+        self.draw()
+        pixels = np.asarray(self.fig.canvas.buffer_rgba())[..., :3]
+        buf = io.BytesIO()
+        Image.fromarray(pixels).save(buf, format="png", compress_level=1)
+        return buf.getvalue()
 
     def widget(self, steps_per_frame: int = 25, frames: int = 12):
         """An ipywidgets UI: controls, a Train button that animates training, and the figure."""
         import ipywidgets as w
-        from IPython.display import clear_output, display
 
+        if steps_per_frame < 1 or frames < 1:
+            raise ValueError(f"steps_per_frame and frames must be >= 1, got {steps_per_frame} and {frames}.")
         style = {"description_width": "90px"}
         controls = {
             "dataset": w.Dropdown(options=TOY_DATASETS, value=self.params["dataset"], description="data", style=style),
@@ -125,38 +262,46 @@ class Playground:
                                    style=style),
         }
         train_button = w.Button(description=f"Train {steps_per_frame * frames} steps", button_style="primary")
-        out = w.Output()
+        image = w.Image(value=self.to_png(), format="png")
 
         def show() -> None:
-            with out:
-                clear_output(wait=True)
-                display(self.draw())
+            image.value = self.to_png()
 
         def on_change(_=None) -> None:
             self.reset(**{k: c.value for k, c in controls.items()})
             show()
 
         def on_train(_=None) -> None:
-            for _ in range(frames):
-                self.train(steps_per_frame)
-                show()
+            train_button.disabled = True
+            try:
+                for _ in range(frames):
+                    self.train(steps_per_frame)
+                    show()
+            finally:
+                train_button.disabled = False
 
         for c in controls.values():
             c.observe(on_change, names="value")
         train_button.on_click(on_train)
-        show()
         return w.VBox([w.HBox([w.VBox(list(controls.values())[:3]),
-                               w.VBox(list(controls.values())[3:] + [train_button])]), out])
+                               w.VBox(list(controls.values())[3:] + [train_button])]), image])
 
 
 def benchmark_redraw() -> float:
-    """Milliseconds for one redraw after a control changes (new data and model, then draw)."""
-    from ..widgets import render, time_call
+    """Milliseconds for one redraw after a control changes: new model, redraw, PNG for the widget.
 
-    pg = Playground()
+    Successive calls alternate between two settings so that every timed redraw follows a real change.
+    """
+    from ..widgets import time_call
+
+    pg = Playground(dataset="circles")
+    settings = [dict(dataset="circles", depth=2, width=16, activation="relu", lr=0.03),
+                dict(dataset="circles", depth=1, width=8, activation="tanh", lr=0.01)]
+    state = {"i": 0}
 
     def update() -> None:
-        pg.reset(dataset="circles", depth=2, width=16, activation="relu", lr=0.03)
-        render(pg.draw())
+        state["i"] += 1
+        pg.reset(**settings[state["i"] % 2])
+        pg.to_png()
 
     return time_call(update)

@@ -1,0 +1,365 @@
+"""Initialisation explorer (lecture L3): how the weight scale shapes the signal in a deep network.
+
+Pick a depth, a width (constant, or a funnel that narrows with depth), an activation and an
+initialisation scheme. The explorer pushes a batch of standard-normal inputs through a stack of
+bias-free fully connected layers, back-propagates a standard-normal gradient from the top, and draws
+
+* the standard deviation of the activations ``h_l`` and of the back-propagated gradients
+  ``dL/dz_l`` per layer (log scale), and
+* one histogram per layer, for activations and for gradients, drawn as a colour column each.
+
+Only the weight scale changes between schemes: every scheme rescales the *same* random numbers, so
+what you see is the effect of the scale and nothing else. (The PyTorch default is the one uniform
+scheme and the one with a random bias, as in ``nn.Linear``.)
+"""
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import PowerNorm
+from matplotlib.figure import Figure
+from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
+
+__all__ = ["ACTIVATIONS", "SCHEMES", "SHAPES", "InitExplorer", "Propagation", "benchmark_redraw",
+           "init_std", "layer_histograms", "layer_widths", "propagate"]
+
+ACTIVATIONS = ("linear", "tanh", "relu", "sigmoid")
+SHAPES = ("constant", "funnel")
+# key -> label shown in the menu
+SCHEMES = {
+    "small": "small: N(0, 0.01²)",
+    "lecun": "LeCun: Var = 1/n_in",
+    "xavier": "Xavier: Var = 2/(n_in+n_out)",
+    "he_in": "He fan_in: Var = 2/n_in",
+    "he_out": "He fan_out: Var = 2/n_out",
+    "pytorch": "PyTorch default: U(±1/√n_in), random bias",
+    "large": "large: N(0, 0.2²)",
+}
+MAX_DEPTH = 30
+MAX_WIDTH = 512
+MIN_WIDTH = 8
+BATCH = 128
+BINS = 41
+
+
+def _check_choice(name: str, value: str, options) -> None:
+    if value not in options:
+        raise ValueError(f"Unknown {name} {value!r}; choose one of: {', '.join(options)}.")
+
+
+def init_std(scheme: str, fan_in: int, fan_out: int) -> float:
+    """Standard deviation of the weights that ``scheme`` gives a layer with these fans.
+
+    For ``"pytorch"`` this is the std of the uniform distribution U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+    i.e. sqrt(1 / (3 fan_in)).
+    """
+    _check_choice("init scheme", scheme, SCHEMES)
+    if not (isinstance(fan_in, int) and isinstance(fan_out, int)) or fan_in < 1 or fan_out < 1:
+        raise ValueError(f"fan_in and fan_out must be positive integers, got {fan_in!r} and {fan_out!r}.")
+    variance = {
+        "small": 0.01 ** 2,
+        "lecun": 1 / fan_in,
+        "xavier": 2 / (fan_in + fan_out),
+        "he_in": 2 / fan_in,
+        "he_out": 2 / fan_out,
+        "pytorch": 1 / (3 * fan_in),
+        "large": 0.2 ** 2,
+    }[scheme]
+    return math.sqrt(variance)
+
+
+def layer_widths(depth: int, width: int, shape: str = "constant") -> list[int]:
+    """Sizes ``[n_0, n_1, ..., n_depth]`` of the input and of every layer's output.
+
+    ``"constant"``: every size is ``width``. ``"funnel"``: sizes shrink geometrically from
+    ``width`` to ``width / 8`` (at least 8), so fan_in > fan_out in every layer.
+    """
+    _check_choice("shape", shape, SHAPES)
+    if not isinstance(depth, int) or not 1 <= depth <= MAX_DEPTH:
+        raise ValueError(f"depth must be an integer from 1 to {MAX_DEPTH}, got {depth!r}.")
+    if not isinstance(width, int) or not MIN_WIDTH <= width <= MAX_WIDTH:
+        raise ValueError(f"width must be an integer from {MIN_WIDTH} to {MAX_WIDTH}, got {width!r}.")
+    if shape == "constant":
+        return [width] * (depth + 1)
+    return [max(MIN_WIDTH, round(width * 8.0 ** (-layer / depth))) for layer in range(depth + 1)]
+
+
+@dataclass
+class Propagation:
+    """What one forward and backward pass through the stack produced."""
+
+    widths: list[int]
+    activations: list[torch.Tensor]  # h_1 ... h_L, each [batch, n_l]
+    grads: list[torch.Tensor]        # dL/dz_1 ... dL/dz_L, each [batch, n_l]
+    weights: list[torch.Tensor]      # W_1 ... W_L, each [n_l, n_(l-1)]
+    biases: list[torch.Tensor | None]
+    inputs: torch.Tensor             # x = h_0, [batch, n_0]
+    output_grad: torch.Tensor        # g = dL/dh_L, [batch, n_L]; the loss is L = sum(h_L * g)
+
+    @property
+    def act_std(self) -> list[float]:
+        return [float(h.std()) for h in self.activations]
+
+    @property
+    def grad_std(self) -> list[float]:
+        return [float(g.std()) for g in self.grads]
+
+
+class _RandomBank:
+    """Standard-normal numbers drawn once; each layer's weights are a rescaled corner of them."""
+
+    def __init__(self, depth: int, width: int, batch: int, seed: int) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        self.weights = torch.randn(depth, width, width, generator=gen)
+        self.bias = torch.randn(depth, width, generator=gen)
+        self.x = torch.randn(batch, width, generator=gen)
+        self.g = torch.randn(batch, width, generator=gen)
+        self.depth, self.width = depth, width
+
+
+_ACT = {
+    "linear": (lambda z: z, lambda z, h: torch.ones_like(z)),
+    "tanh": (torch.tanh, lambda z, h: 1 - h * h),
+    "relu": (torch.relu, lambda z, h: (z > 0).to(z.dtype)),
+    "sigmoid": (torch.sigmoid, lambda z, h: h * (1 - h)),
+}
+
+
+@contextmanager
+def _one_thread():
+    """Run small tensor ops on one thread: at widget sizes, thread start-up and contention for the
+    CPU cost far more than they save (10-100x slower on a busy 2-core machine)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(bank: _RandomBank, depth: int, widths: list[int], activation: str, scheme: str) -> Propagation:
+    """Forward and manual backward pass (checked against autograd in the tests and in L3)."""
+    act, act_grad = _ACT[activation]
+    uniform = scheme == "pytorch"
+    weights, biases = [], []
+    for layer in range(depth):
+        n_in, n_out = widths[layer], widths[layer + 1]
+        base = bank.weights[layer, :n_out, :n_in]
+        std = init_std(scheme, n_in, n_out)
+        if uniform:  # erf(z / sqrt 2) turns N(0, 1) into U(-1, 1) exactly; its std is 1/sqrt(3)
+            bound = 1 / math.sqrt(n_in)
+            weights.append(torch.erf(base / math.sqrt(2)) * bound)
+            biases.append(torch.erf(bank.bias[layer, :n_out] / math.sqrt(2)) * bound)
+        else:
+            weights.append(base * std)
+            biases.append(None)
+    h = bank.x[:, :widths[0]]
+    zs, hs = [], []
+    for W, b in zip(weights, biases):
+        z = h @ W.T
+        if b is not None:
+            z = z + b
+        h = act(z)
+        zs.append(z)
+        hs.append(h)
+    grad_h = bank.g[:, :widths[-1]]  # L = sum(h_L * g)  =>  dL/dh_L = g
+    grads = [torch.empty(0)] * depth
+    for layer in range(depth - 1, -1, -1):
+        delta = grad_h * act_grad(zs[layer], hs[layer])
+        grads[layer] = delta
+        grad_h = delta @ weights[layer]
+    return Propagation(widths=widths, activations=hs, grads=grads, weights=weights, biases=biases,
+                       inputs=bank.x[:, :widths[0]], output_grad=bank.g[:, :widths[-1]])
+
+
+def propagate(depth: int = 10, width: int = 256, activation: str = "tanh", scheme: str = "xavier",
+              shape: str = "constant", batch: int = BATCH, seed: int = 0) -> Propagation:
+    """One forward pass of ``batch`` standard-normal inputs and one backward pass of a
+    standard-normal output gradient through ``depth`` bias-free layers (PyTorch default: with bias).
+    """
+    _check_choice("activation", activation, ACTIVATIONS)
+    _check_choice("init scheme", scheme, SCHEMES)
+    widths = layer_widths(depth, width, shape)
+    if not isinstance(batch, int) or batch < 2:
+        raise ValueError(f"batch must be an integer >= 2 (a std needs two samples), got {batch!r}.")
+    bank = _RandomBank(depth, max(widths), batch, seed)
+    with _one_thread():
+        return _run(bank, depth, widths, activation, scheme)
+
+
+def layer_histograms(values: list[torch.Tensor], lo: float, hi: float) -> np.ndarray:
+    """[BINS, layers]: one histogram per layer, scaled so that each column's tallest bin is 1.
+
+    Exact zeros (the inactive half of a ReLU layer, and their zero gradients) are left out, so the
+    shape of the rest stays visible; values outside [lo, hi] pile up in the edge bins.
+    """
+    if not lo < hi:
+        raise ValueError(f"The histogram range needs lo < hi, got lo={lo}, hi={hi}.")
+    if not values:
+        raise ValueError("layer_histograms needs a non-empty list of tensors (one per layer).")
+    cols = []
+    for v in values:
+        v = v[v != 0]
+        counts = torch.histc(v.clamp(lo, hi), bins=BINS, min=lo, max=hi) if v.numel() else torch.zeros(BINS)
+        cols.append(counts / counts.max().clamp_min(1))
+    return torch.stack(cols, dim=1).numpy()
+
+
+class InitExplorer:
+    """The figure behind the L3 widget; ``update(...)`` recomputes, ``draw()`` redraws in place."""
+
+    def __init__(self, depth: int = 10, width: int = 256, activation: str = "tanh", scheme: str = "xavier",
+                 shape: str = "constant", seed: int = 0) -> None:
+        self._bank = _RandomBank(MAX_DEPTH, MAX_WIDTH, BATCH, seed)
+        # A Figure outside pyplot: nothing to close, and it keeps its Agg canvas (a figure closed with
+        # plt.close falls back to a canvas that does not draw, which would make redraw timings meaningless).
+        self.fig = Figure(figsize=(11, 3.5))
+        FigureCanvasAgg(self.fig)
+        axes = self.fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.1, 1, 1]})
+        self.ax_std, self.ax_act, self.ax_grad = axes
+        self._build_axes()
+        self.update(depth=depth, width=width, activation=activation, scheme=scheme, shape=shape)
+
+    def _build_axes(self) -> None:
+        ax = self.ax_std
+        (self._line_act,) = ax.plot([], [], "o-", ms=3, color="C0", label="activations $h_l$")
+        (self._line_grad,) = ax.plot([], [], "s-", ms=3, color="C3", label=r"gradients $\partial L/\partial z_l$")
+        ax.set_yscale("log")
+        # few ticks and no minor ones: text is most of the cost of a redraw
+        ax.yaxis.set_major_locator(LogLocator(numticks=6))
+        ax.yaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_locator(MaxNLocator(6, integer=True))
+        ax.set_xlabel("layer")
+        ax.set_ylabel("standard deviation")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="lower left")
+        norm = PowerNorm(gamma=0.4, vmin=0, vmax=1)
+        blank = np.zeros((BINS, 2))
+        self._img_act = self.ax_act.imshow(blank, aspect="auto", origin="lower", cmap="magma", norm=norm,
+                                           interpolation="nearest")
+        self._img_grad = self.ax_grad.imshow(blank, aspect="auto", origin="lower", cmap="magma", norm=norm,
+                                             interpolation="nearest")
+        for ax, what in ((self.ax_act, "activation value"), (self.ax_grad, "gradient value")):
+            ax.set_xlabel("layer (one histogram per column)")
+            ax.set_ylabel(what)
+            ax.xaxis.set_major_locator(MaxNLocator(6, integer=True))
+            ax.yaxis.set_major_locator(MaxNLocator(5))
+        self.fig.subplots_adjust(left=0.06, right=0.99, bottom=0.15, top=0.85, wspace=0.3)
+        self._suptitle = self.fig.suptitle("", fontsize=10)
+
+    def update(self, *, depth: int, width: int, activation: str, scheme: str, shape: str = "constant") -> Propagation:
+        """Recompute the forward and backward pass for new settings (no drawing)."""
+        _check_choice("activation", activation, ACTIVATIONS)
+        _check_choice("init scheme", scheme, SCHEMES)
+        widths = layer_widths(depth, width, shape)
+        self.params = dict(depth=depth, width=width, activation=activation, scheme=scheme, shape=shape)
+        with _one_thread():
+            self.result = _run(self._bank, depth, widths, activation, scheme)
+        return self.result
+
+    def _ranges(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        act = self.params["activation"]
+        first = self.result.activations[0]
+        scale = 4 * float(first.pow(2).mean().sqrt()) or 1.0
+        act_range = {"tanh": (-1.0, 1.0), "sigmoid": (0.0, 1.0), "relu": (0.0, scale)}.get(act, (-scale, scale))
+        g = 4 * float(self.result.grads[-1].std()) or 1.0
+        return act_range, (-g, g)
+
+    def draw(self) -> Figure:
+        """Redraw the three panels for the current settings and return the figure."""
+        r = self.result
+        depth = len(r.activations)
+        layers = np.arange(1, depth + 1)
+        with _one_thread():
+            act_std = np.maximum(np.array(r.act_std), 1e-30)
+            grad_std = np.maximum(np.array(r.grad_std), 1e-30)
+            (a_lo, a_hi), (g_lo, g_hi) = self._ranges()
+            hist_act = layer_histograms(r.activations, a_lo, a_hi)
+            hist_grad = layer_histograms(r.grads, g_lo, g_hi)
+        self._line_act.set_data(layers, act_std)
+        self._line_grad.set_data(layers, grad_std)
+        ax = self.ax_std
+        both = np.concatenate([act_std, grad_std])
+        lo, hi = both.min(), both.max()
+        ax.set_xlim(0.5, depth + 0.5)
+        ax.set_ylim(min(lo / 3, 0.1), max(hi * 3, 10))
+        for img, axis, values, (v_lo, v_hi) in ((self._img_act, self.ax_act, hist_act, (a_lo, a_hi)),
+                                                (self._img_grad, self.ax_grad, hist_grad, (g_lo, g_hi))):
+            img.set_data(values)
+            img.set_extent((0.5, depth + 0.5, v_lo, v_hi))
+            axis.set_xlim(0.5, depth + 0.5)
+            axis.set_ylim(v_lo, v_hi)
+        self.ax_act.set_title("activations: a histogram per layer", fontsize=9)
+        self.ax_grad.set_title("gradients (flow right to left)", fontsize=9)
+        p = self.params
+        ratio_a = act_std[-1] / act_std[0]
+        ratio_g = grad_std[0] / grad_std[-1]
+        widths = r.widths
+        width_txt = f"width {widths[0]}" if p["shape"] == "constant" else f"widths {widths[0]}→{widths[-1]}"
+        self.ax_std.set_title(f"std ratio last/first: act {ratio_a:.2g}, grad (first/last) {ratio_g:.2g}",
+                              fontsize=9)
+        self._suptitle.set_text(f"{p['depth']} layers, {width_txt}, {p['activation']}, {SCHEMES[p['scheme']]}")
+        return self.fig
+
+    def widget(self):
+        """ipywidgets controls (depth, width, shape, activation, init scheme) and the live figure."""
+        import ipywidgets as w
+        from IPython.display import clear_output, display
+
+        style = {"description_width": "80px"}
+        p = self.params
+        controls = {
+            "depth": w.IntSlider(value=p["depth"], min=1, max=MAX_DEPTH, description="depth", style=style),
+            "width": w.IntSlider(value=p["width"], min=MIN_WIDTH, max=MAX_WIDTH, step=8, description="width",
+                                 style=style),
+            "shape": w.Dropdown(options=SHAPES, value=p["shape"], description="widths", style=style),
+            "activation": w.Dropdown(options=ACTIVATIONS, value=p["activation"], description="activation",
+                                     style=style),
+            "scheme": w.Dropdown(options=[(label, key) for key, label in SCHEMES.items()], value=p["scheme"],
+                                 description="init", style=style, layout=w.Layout(width="360px")),
+        }
+        out = w.Output()
+
+        def show() -> None:
+            with out:
+                clear_output(wait=True)
+                display(self.draw())
+
+        def on_change(_=None) -> None:
+            self.update(**{k: c.value for k, c in controls.items()})
+            show()
+
+        for c in controls.values():
+            c.observe(on_change, names="value")
+        show()
+        items = list(controls.values())
+        return w.VBox([w.HBox([w.VBox(items[:3]), w.VBox(items[3:])]), out])
+
+
+def benchmark_redraw() -> float:
+    """Median milliseconds of one redraw after a control changes (recompute + rasterise).
+
+    Each timed call changes one control (scheme, activation, depth or width, in turn) at the
+    default size (10 layers of 256 units) and redraws.
+    """
+    from ..widgets import render, time_call
+
+    explorer = InitExplorer()
+    states = [dict(scheme="he_in", activation="relu", depth=10, width=256),
+              dict(scheme="small", activation="relu", depth=10, width=256),
+              dict(scheme="small", activation="tanh", depth=10, width=256),
+              dict(scheme="xavier", activation="tanh", depth=12, width=256),
+              dict(scheme="xavier", activation="tanh", depth=10, width=200)]
+    step = [0]
+
+    def update() -> None:
+        explorer.update(**states[step[0] % len(states)])
+        step[0] += 1
+        render(explorer.draw())
+
+    return time_call(update, repeats=9, warmup=2)

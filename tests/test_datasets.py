@@ -1,0 +1,92 @@
+"""load_dataset: offline sources, stand-in labelling, splits, limits and clear errors."""
+import pytest
+import torch
+
+import course_utils as cu
+from course_utils import datasets
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch, tmp_path_factory):
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path_factory.getbasetemp() / "course-data"))
+
+
+@pytest.mark.parametrize("name, shape, standin", [
+    ("mnist", (1, 28, 28), False),
+    ("fashion_mnist", (1, 28, 28), True),
+    ("cifar10", (3, 32, 32), True),
+    ("svhn", (3, 32, 32), True),
+    ("digits", (1, 8, 8), False),
+])
+def test_offline_sources_have_the_real_shapes_and_say_what_they_are(name, shape, standin, capsys):
+    data = cu.load_dataset(name, "test", limit=300)
+    printed = capsys.readouterr().out
+    assert data.shape == shape and len(data) == 300 and data.num_classes == 10
+    assert data.images.dtype == torch.float32 and 0 <= data.images.min() and data.images.max() <= 1
+    assert data.labels.dtype == torch.int64 and set(data.labels.unique().tolist()) <= set(range(10))
+    assert data.is_standin is standin
+    assert ("STAND-IN" in printed) is standin  # the notebook output shows it
+    assert ("offline mode" in printed) is (name != "digits")  # digits are real and local anyway
+
+
+def test_mnist_subset_is_a_stratified_real_split():
+    train = cu.load_dataset("mnist", "train", verbose=False)
+    test = cu.load_dataset("mnist", "test", verbose=False)
+    assert (len(train), len(test)) == (4000, 1000)
+    assert torch.bincount(test.labels).tolist() == [100] * 10
+    # no image appears in both splits
+    seen = {bytes(x.numpy()) for x in train.images}
+    assert not any(bytes(x.numpy()) in seen for x in test.images)
+
+
+def test_standins_are_deterministic_and_cached(tmp_path, monkeypatch):
+    a = cu.load_dataset("cifar10", "test", verbose=False)
+    b = cu.load_dataset("cifar10", "test", verbose=False)
+    assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels)
+    assert "NOT CIFAR-10" in a.describe() and a.classes == cu.SHAPES10_CLASSES
+
+
+def test_limit_and_subset_are_reproducible():
+    a = cu.load_dataset("digits", "train", limit=50, seed=3, verbose=False)
+    b = cu.load_dataset("digits", "train", limit=50, seed=3, verbose=False)
+    assert torch.equal(a.labels, b.labels)
+    full = cu.load_dataset("digits", "train", verbose=False)
+    assert full.subset(10**6) is full
+
+
+def test_unpacking_normalising_and_loaders():
+    data = cu.load_dataset("digits", "train", verbose=False)
+    X, y = data
+    assert X is data.images and y is data.labels
+    norm = data.normalized()
+    assert torch.allclose(norm.images.mean(dim=(0, 2, 3)), torch.zeros(1), atol=1e-5)
+    xb, yb = next(iter(data.loader(batch_size=32)))
+    assert xb.shape == (32, 1, 8, 8) and yb.shape == (32,)
+    train, val = cu.train_val_split(data, 0.25)
+    assert len(train) + len(val) == len(data) and val.split == "val"
+
+
+def test_real_source_fails_with_instructions_when_offline():
+    with pytest.raises(RuntimeError, match="source='offline'"):
+        cu.load_dataset("cifar10", source="real", verbose=False)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"name": "imagenet"}, "Unknown data set 'imagenet'"),
+    ({"name": "mnist", "split": "validation"}, "train_val_split"),
+    ({"name": "mnist", "source": "web"}, "'auto'"),
+    ({"name": "mnist", "limit": 0}, "positive int"),
+])
+def test_bad_arguments_explain_themselves(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        cu.load_dataset(**kwargs, verbose=False)
+
+
+def test_imagedata_validates_shapes():
+    with pytest.raises(ValueError, match=r"\[N, C, H, W\]"):
+        datasets.ImageData(torch.zeros(4, 8, 8), torch.zeros(4), [], "x", "train", "s", False)
+    with pytest.raises(ValueError, match="4 images but 3 labels"):
+        datasets.ImageData(torch.zeros(4, 1, 8, 8), torch.zeros(3), [], "x", "train", "s", False)
+    with pytest.raises(ValueError, match="val_fraction"):
+        cu.train_val_split(cu.load_dataset("digits", verbose=False), 1.5)

@@ -1,0 +1,111 @@
+"""fit / evaluate / Timer / Accumulator / History: behaviour, reproducibility and errors."""
+import pytest
+import torch
+from torch import nn
+
+import course_utils as cu
+
+
+def _blobs(n=400, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 3, (n,), generator=g)
+    centres = torch.tensor([[2.0, 0.0], [-1.0, 1.7], [-1.0, -1.7]])
+    X = centres[y] + 0.5 * torch.randn(n, 2, generator=g)
+    return X, y
+
+
+def _model():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3))
+
+
+def test_fit_learns_and_records_history():
+    X, y = _blobs()
+    hist = cu.fit(_model(), (X, y), val=_blobs(200, 1), epochs=5, lr=0.02, batch_size=32, device="cpu",
+                  live_plot=False, progress=False)
+    assert hist.epochs == 5 and len(hist.val_acc) == 5 and len(hist.epoch_time) == 5
+    assert hist.train_loss[-1] < hist.train_loss[0]
+    assert hist.val_acc[-1] > 0.9
+    assert "5 epochs on cpu" in hist.summary()
+    assert all(v > 0 for v in hist.images_per_s)
+
+
+def test_fit_is_reproducible_with_a_seed():
+    X, y = _blobs()
+    runs = [cu.fit(_model(), (X, y), epochs=2, lr=0.02, device="cpu", live_plot=False, progress=False, seed=7)
+            for _ in range(2)]
+    assert runs[0].train_loss == runs[1].train_loss
+
+
+def test_fit_accepts_dataloader_and_imagedata_and_scheduler():
+    X, y = _blobs()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size=50, shuffle=True)
+    model = _model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    hist = cu.fit(model, loader, epochs=3, optimizer=opt, scheduler=sched, device="cpu", live_plot=False,
+                  progress=False)
+    assert hist.lr == pytest.approx([0.1, 0.05, 0.025])
+    digits = cu.load_dataset("digits", "train", source="offline", limit=256, verbose=False)
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    hist = cu.fit(flat, digits, epochs=1, device="cpu", live_plot=False, progress=False)
+    assert hist.epochs == 1
+
+
+def test_evaluate_matches_a_manual_computation():
+    X, y = _blobs(100)
+    model = _model()
+    metrics = cu.evaluate(model, (X, y), device="cpu", batch_size=7)
+    with torch.no_grad():
+        logits = model(X)
+    assert metrics["loss"] == pytest.approx(nn.functional.cross_entropy(logits, y).item(), rel=1e-5)
+    assert metrics["acc"] == pytest.approx((logits.argmax(1) == y).float().mean().item())
+    assert model.training  # evaluate restores the mode
+
+
+def test_fit_explains_divergence():
+    X, y = _blobs()
+    X[5, 0] = float("inf")  # one corrupt input poisons the loss
+    with pytest.raises(FloatingPointError, match="learning rate"):
+        cu.fit(_model(), (X, y), epochs=2, device="cpu", live_plot=False, progress=False)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"epochs": 0}, ValueError, "epochs must be a positive int"),
+    ({"epochs": 1, "scheduler_step": "step"}, ValueError, "'epoch' or 'batch'"),
+    ({"epochs": 1, "batch_size": 0}, ValueError, "batch_size"),
+])
+def test_fit_rejects_bad_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        cu.fit(_model(), _blobs(), device="cpu", live_plot=False, progress=False, **kwargs)
+
+
+def test_fit_rejects_bad_data():
+    with pytest.raises(TypeError, match="ImageData, an \\(X, y\\) pair"):
+        cu.fit(_model(), [[1, 2]], epochs=1, device="cpu", live_plot=False, progress=False)
+    with pytest.raises(ValueError, match="X has 10 examples but y has 9"):
+        cu.fit(_model(), (torch.zeros(10, 2), torch.zeros(9, dtype=torch.long)), epochs=1, device="cpu",
+               live_plot=False, progress=False)
+    with pytest.raises(TypeError, match="two tensors"):
+        cu.fit(_model(), ([0.0], [1]), epochs=1, device="cpu", live_plot=False, progress=False)
+
+
+def test_timer_and_accumulator():
+    t = cu.Timer()
+    lap = t.stop()
+    assert lap >= 0 and t.sum() == pytest.approx(lap) and t.avg() == pytest.approx(lap)
+    acc = cu.Accumulator(2)
+    acc.add(1, 2)
+    acc.add(torch.tensor(3.0), 4)
+    assert (acc[0], acc[1]) == (4.0, 6.0)
+    acc.reset()
+    assert acc.data == [0.0, 0.0]
+    with pytest.raises(ValueError, match="holds 2 values"):
+        acc.add(1)
+
+
+def test_live_plot_is_silent_outside_jupyter():
+    assert not cu.in_notebook()
+    plot = cu.LivePlot("x")
+    assert not plot.enabled
+    plot.update(cu.History())  # no error, nothing drawn
