@@ -26,7 +26,10 @@ if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
 os.environ.setdefault("COURSE_FAST", "1")
 os.environ.setdefault("COURSE_OFFLINE", "1")
 
-from tools.grading import FEEDBACK_PREPROCESSORS, CELL_TIMEOUT_S, MAX_OUTPUT_CHARS  # noqa: E402
+from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Execute, IgnorePattern,  # noqa: E402
+                                    LimitOutput, SaveAutoGrades)
+from tools.grading import CELL_TIMEOUT_S, FEEDBACK_PREPROCESSORS, MAX_OUTPUT_CHARS, LimitOutputChars  # noqa: E402
 
 c = get_config()  # noqa: F821 (provided by traitlets when it reads this file)
 
@@ -57,9 +60,13 @@ c.Execute.interrupt_on_timeout = True
 c.Execute.startup_timeout = 120
 # Test cells a student deleted are put back (and graded) instead of silently losing their points.
 c.OverwriteCells.add_missing_cells = True
-# Keep huge prints out of the gradebook and the feedback.
+# Keep huge prints out of the gradebook and the feedback: nbgrader's LimitOutput counts lines,
+# LimitOutputChars (tools/grading.py) also cuts a single enormous line. Otherwise nbgrader 0.9's defaults.
 c.LimitOutput.max_lines = 200
 c.LimitOutput.max_traceback = 60
+c.LimitOutputChars.max_chars = MAX_OUTPUT_CHARS
+c.Autograde.autograde_preprocessors = [Execute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+                                       LimitOutputChars, SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 
 # --- feedback -----------------------------------------------------------------------------------
 # nbgrader's default feedback shows the hidden tests' source (the autograded copy contains them).
@@ -69,4 +76,6 @@ c.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS
 c.HideHiddenTests.max_output_chars = MAX_OUTPUT_CHARS
 
 # --- grade export -------------------------------------------------------------------------------
-c.CsvExportPlugin.to = "grades.csv"
+# `nbgrader export` writes the CSV into nbgrader_work/ (ignored by git).
+os.makedirs(os.path.join(HERE, "nbgrader_work"), exist_ok=True)
+c.CsvExportPlugin.to = os.path.join(HERE, "nbgrader_work", "grades.csv")

@@ -304,6 +304,9 @@ def fit_or_load(model: nn.Module, name: str, train: Any, *, epochs: int, val: An
     extra : anything else that should force retraining when it changes (e.g. ``{"init": "kaiming"}``).
         The initial weights are fingerprinted already, so a different init is noticed without it.
     verbose : print whether the model was trained or loaded, and from/to which file.
+
+    The returned History has an extra attribute ``from_checkpoint`` (True when it was loaded), so a
+    notebook can draw the curves with ``plot_history`` only when ``fit`` did not already draw them live.
     """
     _check_name(name)
     if not isinstance(epochs, int) or epochs < 1:
@@ -318,6 +321,7 @@ def fit_or_load(model: nn.Module, name: str, train: Any, *, epochs: int, val: An
         history = load_checkpoint(model, path, device=device)
         if history is None:
             raise RuntimeError(f"{path} holds weights but no training history; delete it and run again.")
+        history.from_checkpoint = True
         if verbose:
             print(f"Loaded {path.name} instead of training: same model, data and settings as a previous run "
                   f"({history.summary()}). Pass retrain=True (or delete the file) to train again.")
@@ -335,6 +339,7 @@ def fit_or_load(model: nn.Module, name: str, train: Any, *, epochs: int, val: An
         print(f"Training {name} ({reason}).")
     history = fit(model, train, epochs=epochs, val=val, **fit_kwargs)
     save_checkpoint(model, path, history=history, config=config)
+    history.from_checkpoint = False
     if verbose:
         print(f"Saved the trained model and its history to {path}.")
     return history

@@ -245,6 +245,10 @@ def test_widget_state_and_drawing():
     assert demo.out is None and "2.33" in demo.explanation and demo.positions == 0
     fig = demo.draw()
     assert any("2.33" in t.get_text() for t in fig.axes[0].texts)
+    head, detail = demo.caption()                # the widget shows this as HTML above a text-free figure
+    assert "does not fit" in head and "2.33" in detail
+    fig = demo.draw(text=False)
+    assert not any("2.33" in t.get_text() for t in fig.axes[0].texts)
     with pytest.raises(ValueError, match="Unknown parameter"):
         demo.set(stride=2)
     with pytest.raises(ValueError, match="must be at least"):

@@ -48,6 +48,7 @@ def test_fit_then_load_gives_same_weights_and_history(capsys):
     out = capsys.readouterr().out
     assert "Loaded" in out and files[0].name in out
     assert isinstance(h2, History)
+    assert h2.from_checkpoint and not h1.from_checkpoint
     assert h2.train_loss == pytest.approx(h1.train_loss)
     assert h2.epochs == 2
     for a, b in zip(model.state_dict().values(), again.state_dict().values()):

@@ -35,6 +35,7 @@ _TAP_PAD = np.array([0.55, 0.70, 0.85])       # mid blue: padding (zero) cells t
 _DONE = np.array([0.698, 0.875, 0.541])       # light green: outputs already computed
 _CURRENT = np.array([0.200, 0.627, 0.173])    # dark green: the output being computed
 _TODO = np.array([0.94, 0.94, 0.94])          # grey: outputs still to compute
+_UNVISITED = np.array([0.85, 0.20, 0.20])     # red: cells a rounded-down convolution never reads
 
 
 def _check_int(name: str, value, minimum: int) -> int:
@@ -196,8 +197,25 @@ class ConvArithmetic:
         return r * p["s"] + taps, c * p["s"] + taps
 
     # -- drawing -------------------------------------------------------------------------------
-    def draw(self, ax: plt.Axes | None = None, title: bool = True, fontsize: float = 9) -> plt.Figure:
-        """Redraw the picture (onto ``ax`` if given, else onto this object's own figure)."""
+    def caption(self) -> tuple[str, str]:
+        """``(headline, detail)``: the parameters, and the formula or the reason they do not fit."""
+        p = self.params
+        n, f, pad, s, d = p["n"], p["f"], p["p"], p["s"], p["d"]
+        head = f"N={n}, F={f}, P={pad}, S={s}, dilation={d}"
+        if d > 1:
+            head += f", F_eff={effective_kernel_size(f, d)}"
+        if self.out is None:
+            return head + ": does not fit", self.explanation
+        expr, _ = _expression(n, f, pad, s, d)
+        return head, f"{expr}   (output cell {p['position'] + 1} of {self.out ** 2})"
+
+    def draw(self, ax: plt.Axes | None = None, title: bool = True, fontsize: float = 9,
+             text: bool = True) -> plt.Figure:
+        """Redraw the picture (onto ``ax`` if given, else onto this object's own figure).
+
+        ``text=False`` leaves out the title and the explanation box (the widget shows them as HTML:
+        rasterising text is most of the cost of a matplotlib redraw).
+        """
         ax = ax or self.ax
         # Remove the previous picture's artists instead of ax.clear(), which rebuilds ticks and spines
         # and would cost most of the redraw time.
@@ -218,35 +236,30 @@ class ConvArithmetic:
             inside_c = (cols >= pad) & (cols < pad + n)
             img[np.ix_(rows, cols)] = _TAP_PAD
             img[np.ix_(rows[inside_r], cols[inside_c])] = _TAP
-        if self.out is None:
+        else:
             k = effective_kernel_size(f, d)
             if k <= npad:  # tint red what a rounded-down (PyTorch) convolution never reads
                 reach = ((npad - k) // s) * s + k
-                img[reach:, :] = img[:, reach:] = 0.45 * img[reach:, :] + 0.55 * _UNVISITED if False else None
-        # One QuadMesh per grid (cell colours and cell borders in one artist): much cheaper to
-        # rasterise than images plus line collections. y points down, like matrix rows.
+                img[reach:, :] = 0.45 * img[reach:, :] + 0.55 * _UNVISITED
+                img[:reach, reach:] = 0.45 * img[:reach, reach:] + 0.55 * _UNVISITED
+        # One QuadMesh per grid (cell colours and borders in one artist) rasterises much faster than
+        # images plus line collections. The y axis points down, like matrix rows.
         edges = np.arange(npad + 1)
         ax.pcolormesh(edges, edges, img, edgecolors="0.6", linewidth=0.5)
-        gap = 1.5
-        x0 = npad + gap
         ax.add_patch(Rectangle((pad, pad), n, n, fill=False, edgecolor="black", linewidth=1.4))
         ax.text(npad / 2, npad + 0.45, f"input {n}x{n}" + (f", padding {pad}" if pad else ""),
                 ha="center", va="top", fontsize=fontsize)
+        x0 = npad + 1.5
         if self.out is None:
-            k = effective_kernel_size(f, d)
-            if k <= npad:  # shade what a rounded-down (PyTorch) convolution never reads
-                reach = ((npad - k) // s) * s + k
-                shade = np.zeros((npad, npad, 4))
-                shade[reach:, :] = shade[:, reach:] = (0.85, 0.2, 0.2, 0.55)
-                ax.imshow(shade, extent=(0, npad, npad, 0), interpolation="nearest")
+            if effective_kernel_size(f, d) <= npad:
                 ax.text(npad / 2, npad + 1.1, "red: never visited", ha="center", va="top",
                         fontsize=fontsize - 1, color="firebrick")
-            ax.text(x0, npad / 2, _wrap(self.explanation, 46), ha="left", va="center", fontsize=fontsize,
-                    color="firebrick", bbox=dict(boxstyle="round", facecolor="mistyrose", edgecolor="firebrick"))
+            if text:
+                ax.text(x0, npad / 2, _wrap(self.explanation, 46), ha="left", va="center", fontsize=fontsize,
+                        color="firebrick", bbox=dict(boxstyle="round", facecolor="mistyrose", edgecolor="firebrick"))
             ax.set_xlim(-0.2, x0 + 13)
             ax.set_ylim(npad + 1.6, -0.3)
-            if title:
-                ax.set_title(f"N={n}, F={f}, P={pad}, S={s}, dilation={d}: does not fit", fontsize=fontsize + 1)
+            ax.set_title(self.caption()[0] if title and text else "", fontsize=fontsize + 1)
             return ax.figure
         out = self.out
         k = prm["position"]
@@ -255,12 +268,10 @@ class ConvArithmetic:
         oimg[:k] = _DONE
         oimg[k] = _CURRENT
         oimg[k + 1:] = _TODO
-        ax.imshow(oimg.reshape(out, out, 3), extent=(x0, x0 + out, y0 + out, y0), interpolation="nearest")
-        osegs = ([[(x0 + i, y0), (x0 + i, y0 + out)] for i in range(out + 1)]
-                 + [[(x0, y0 + i), (x0 + out, y0 + i)] for i in range(out + 1)])
-        ax.add_collection(LineCollection(osegs, colors="black", linewidths=0.8))
+        ax.pcolormesh(x0 + np.arange(out + 1), y0 + np.arange(out + 1), oimg.reshape(out, out, 3),
+                      edgecolors="black", linewidth=0.8)
         ax.text(x0 + out / 2, y0 + out + 0.45, f"output {out}x{out}", ha="center", va="top", fontsize=fontsize)
-        # thin lines from the window's corners to the output cell it produces
+        # the window's outline, and thin lines from its corners to the output cell it produces
         rows, cols = self.window_cells()
         r, c = divmod(k, out)
         wx0, wx1, wy0, wy1 = cols[0], cols[-1] + 1, rows[0], rows[-1] + 1
@@ -269,15 +280,13 @@ class ConvArithmetic:
         ax.add_collection(LineCollection(links, colors=[_CURRENT], linewidths=0.8, alpha=0.7))
         ax.set_xlim(-0.2, x0 + out + 0.2)
         ax.set_ylim(npad + 1.6, -0.3)
-        if title:
-            expr, _ = _expression(n, f, pad, s, d)
-            eff = "" if d == 1 else f", F_eff={effective_kernel_size(f, d)}"
-            ax.set_title(f"N={n}, F={f}, P={pad}, S={s}, dilation={d}{eff}\n{expr}   "
-                         f"(output cell {k + 1} of {out * out})", fontsize=fontsize + 1)
+        ax.set_title("\n".join(self.caption()) if title and text else "", fontsize=fontsize + 1)
         return ax.figure
 
     def widget(self):
         """Sliders for N, F, P, S, dilation and the window position, plus a Play button."""
+        import html
+
         import ipywidgets as w
         from IPython.display import clear_output, display
 
@@ -295,11 +304,16 @@ class ConvArithmetic:
         play = w.Play(value=position.value, min=0, max=position.max, interval=600, description="slide the window")
         w.jslink((play, "value"), (position, "value"))
         out = w.Output()
+        caption = w.HTML()
 
         def show() -> None:
+            head, detail = self.caption()
+            colour = "firebrick" if self.out is None else "black"
+            caption.value = (f"<div style='font-family:sans-serif'><b>{html.escape(head)}</b><br>"
+                             f"<span style='color:{colour}'>{html.escape(detail)}</span></div>")
             with out:
                 clear_output(wait=True)
-                display(self.draw())
+                display(self.draw(text=False))
 
         def on_params(_=None) -> None:
             self.set(**{k: s.value for k, s in sliders.items()}, position=0)
@@ -319,7 +333,7 @@ class ConvArithmetic:
         position.observe(on_position, names="value")
         show()
         return w.VBox([w.HBox([w.VBox(list(sliders.values())[:3]),
-                               w.VBox(list(sliders.values())[3:] + [position, play])]), out])
+                               w.VBox(list(sliders.values())[3:] + [position, play])]), caption, out])
 
 
 def _wrap(text: str, width: int) -> str:
@@ -366,9 +380,10 @@ def benchmark_redraw() -> float:
                 dict(n=7, f=3, p=0, s=3, d=1, position=0), dict(n=5, f=3, p=1, s=2, d=1, position=8)]
     state = {"i": 0}
 
-    def update() -> None:
+    def update() -> None:  # what the widget does when a slider moves
         demo.set(**settings[state["i"] % len(settings)])
         state["i"] += 1
-        render(demo.draw())
+        demo.caption()
+        render(demo.draw(text=False))
 
     return time_call(update, repeats=9)

@@ -1,0 +1,199 @@
+"""Helpers for tests/test_nbgrader_pipeline.py: scratch course folders, simulated hand-ins, nbgrader runs."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from tools import grading, release
+
+ROOT = Path(__file__).resolve().parents[1]
+TOTAL_RE = re.compile(r"\*\*Total:\s*(\d+(?:\.\d+)?)\s*points?\*\*")
+POINTS_RE = re.compile(r"\((\d+(?:\.\d+)?) points?\b")
+MARKER_LINE = re.compile(r"^\s*#+\s*(BEGIN|END) (SOLUTION|MARK SCHEME)\s*$")
+
+
+def env(cell_timeout: int | None = None) -> dict[str, str]:
+    """Environment for nbgrader runs: fast, offline, no record files, a chosen per-cell time limit."""
+    e = release.nbgrader_env()
+    e.pop("COURSE_RECORD_DIR", None)   # grading runs must not overwrite the records nbval wrote
+    e["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
+    if cell_timeout is not None:
+        e["NBGRADER_CELL_TIMEOUT"] = str(cell_timeout)
+    return e
+
+
+@dataclass
+class Run:
+    cmd: str
+    returncode: int
+    output: str
+    seconds: float
+
+
+def run(args: list[str], cwd: Path, cell_timeout: int | None = None, timeout: float = 600) -> Run:
+    """Run ``python -m <args>`` in ``cwd``; never raises on a non-zero exit (callers assert)."""
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env(cell_timeout), capture_output=True,
+                          text=True, timeout=timeout)
+    return Run(" ".join(args), proc.returncode, proc.stdout + proc.stderr, time.perf_counter() - t0)
+
+
+# ------------------------------------------------------------------------------------------------
+# Reading assignments
+# ------------------------------------------------------------------------------------------------
+
+def source_notebooks(assignment: str, root: Path = ROOT) -> dict[str, Path]:
+    return {p.stem: p for p in sorted((root / "solutions" / assignment).glob("*.ipynb"))}
+
+
+def points(nb) -> dict[str, dict]:
+    """grade_id -> {"points", "manual"} for every graded cell."""
+    out = {}
+    for cell in nb.cells:
+        m = grading.nbgrader_meta(cell)
+        if m.get("grade"):
+            out[m["grade_id"]] = {"points": float(m.get("points", 0)), "manual": bool(m.get("solution"))}
+    return out
+
+
+def stated_total(nb) -> float | None:
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            match = TOTAL_RE.search(cell.source)
+            if match:
+                return float(match.group(1))
+    return None
+
+
+def solution_text(source: str) -> str:
+    """The instructor's source with the solution markers removed: what a perfect student writes."""
+    return "\n".join(line for line in source.split("\n") if not MARKER_LINE.match(line))
+
+
+# ------------------------------------------------------------------------------------------------
+# Simulated hand-ins
+# ------------------------------------------------------------------------------------------------
+
+def release_nb(course: Path, assignment: str, notebook: str):
+    return nbformat.read(course / "assignments" / assignment / f"{notebook}.ipynb", as_version=4)
+
+
+def solved(course: Path, assignment: str, notebook: str):
+    """The student copy with every solution cell filled in from the instructor version."""
+    nb = release_nb(course, assignment, notebook)
+    src = nbformat.read(course / "solutions" / assignment / f"{notebook}.ipynb", as_version=4)
+    answers = {grading.grade_id(c): c.source for c in src.cells if grading.nbgrader_meta(c).get("solution")}
+    for cell in nb.cells:
+        if grading.nbgrader_meta(cell).get("solution"):
+            cell.source = solution_text(answers[grading.grade_id(cell)])
+    return nb
+
+
+def cell_index(nb, gid: str) -> int:
+    for i, cell in enumerate(nb.cells):
+        if grading.grade_id(cell) == gid:
+            return i
+    raise KeyError(f"no cell {gid!r}")
+
+
+def edit(nb, gid: str, old: str, new: str):
+    cell = nb.cells[cell_index(nb, gid)]
+    if old not in cell.source:
+        raise AssertionError(f"{old!r} not in cell {gid}")
+    cell.source = cell.source.replace(old, new, 1)
+    return nb
+
+
+def strip_like_colab(nb):
+    """What a student gets by pasting the cells into a fresh Colab notebook and downloading it."""
+    fresh = nbformat.v4.new_notebook()
+    fresh.metadata = {"colab": {"provenance": []}, "kernelspec": {"name": "python3", "display_name": "Python 3"},
+                      "language_info": {"name": "python"}}
+    for cell in nb.cells:
+        new = (nbformat.v4.new_code_cell if cell.cell_type == "code" else nbformat.v4.new_markdown_cell)(cell.source)
+        new.metadata = {"id": new["id"]}
+        fresh.cells.append(new)
+    return fresh
+
+
+def write_submission(course: Path, student: str, assignment: str, notebook: str, nb) -> Path:
+    path = course / "submitted" / student / assignment / f"{notebook}.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+# ------------------------------------------------------------------------------------------------
+# A full grading round
+# ------------------------------------------------------------------------------------------------
+
+@dataclass
+class Round:
+    """Everything a grading round produced, for the tests to assert on."""
+
+    assignment: str
+    course: Path
+    runs: dict[str, Run] = field(default_factory=dict)
+    scores: dict[str, dict] = field(default_factory=dict)   # student -> report row (tools.grading.report)
+
+    def log(self) -> str:
+        return "\n".join(f"$ {name}: exit {r.returncode} in {r.seconds:.0f} s\n{r.output[-3000:]}"
+                         for name, r in self.runs.items())
+
+
+def grade_round(course: Path, assignment: str, cell_timeout: int | None = None, manual: dict | None = None,
+                export: bool = False) -> Round:
+    """check -> repair -> check -> autograde -> manual grades -> feedback -> report (-> export)."""
+    rnd = Round(assignment, course)
+    rnd.runs["check"] = run(["tools.grading", "check", "--assignment", assignment], course)
+    rnd.runs["repair"] = run(["tools.grading", "repair", "--assignment", assignment], course)
+    rnd.runs["recheck"] = run(["tools.grading", "check", "--assignment", assignment], course)
+    rnd.runs["autograde"] = run(["nbgrader", "autograde", assignment], course, cell_timeout=cell_timeout)
+    for (student, cell_id), value in (manual or {}).items():
+        rnd.runs[f"manual-grade {student}"] = run(
+            ["tools.grading", "manual-grade", assignment, student, cell_id, str(value), "--comment", "well argued"], course)
+    rnd.runs["feedback"] = run(["nbgrader", "generate_feedback", assignment], course)
+    rnd.runs["report"] = run(["tools.grading", "report", assignment, "--json"], course)
+    if export:
+        rnd.runs["export"] = run(["nbgrader", "export"], course)
+    if rnd.runs["report"].returncode == 0:
+        text = rnd.runs["report"].output
+        rows = json.loads(text[text.index("["):])
+        rnd.scores = {row["student"]: row for row in rows}
+    return rnd
+
+
+def scores_table(rounds: list[Round], expected: dict[tuple[str, str], float] | None = None) -> str:
+    lines = [f"{'assignment':<16} {'submission':<12} {'score':>11}  notes"]
+    for rnd in rounds:
+        for student, row in sorted(rnd.scores.items()):
+            notes = []
+            if row["failed"]:
+                notes.append("failed: " + ", ".join(row["failed"]))
+            notes += row["notes"]
+            if row["needs_manual"]:
+                notes.append("to grade by hand: " + ", ".join(row["needs_manual"]))
+            lines.append(f"{rnd.assignment:<16} {student:<12} {row['score']:5.1f}/{row['max_score']:<5.1f}  {'; '.join(notes)}")
+    return "\n".join(lines)
+
+
+def course_copy(tmp: Path, name: str, template: Path) -> Path:
+    """Copy a prepared scratch course (released, gradebook created) for one grading round."""
+    dest = tmp / name
+    import shutil
+
+    shutil.copytree(template, dest, ignore=shutil.ignore_patterns("__pycache__", "submitted", "autograded", "feedback"))
+    return dest
+
+
+def os_cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
