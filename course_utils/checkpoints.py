@@ -332,8 +332,8 @@ def fit_or_load(model: nn.Module, name: str, train: Any, *, epochs: int, val: An
         if others:
             try:
                 old = json.loads(_read(others[-1]).get("config") or "{}")
-                changed = _diff(old, config)
-                reason = ("settings differ from the last checkpoint in: " + ", ".join(changed[:6])) if changed else reason
+                changed = sorted({".".join(key.split(".")[:2]) for key in _diff(old, config)})
+                reason = ("settings differ from the last checkpoint in: " + ", ".join(changed[:8])) if changed else reason
             except (RuntimeError, ValueError):
                 pass
         print(f"Training {name} ({reason}).")

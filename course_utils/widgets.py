@@ -23,5 +23,14 @@ def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> fl
 
 
 def render(fig: plt.Figure) -> None:
-    """Rasterise ``fig`` without showing it: what a redraw really costs (Agg backend)."""
+    """Rasterise ``fig`` without showing it: what a redraw really costs (Agg backend).
+
+    A figure closed with ``plt.close`` keeps only a do-nothing base canvas, on which ``draw()``
+    returns at once; give it a real Agg canvas first so the timing measures actual drawing.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if type(fig.canvas) is FigureCanvasBase:
+        FigureCanvasAgg(fig)
     fig.canvas.draw()

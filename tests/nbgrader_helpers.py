@@ -21,13 +21,16 @@ POINTS_RE = re.compile(r"\((\d+(?:\.\d+)?) points?\b")
 MARKER_LINE = re.compile(r"^\s*#+\s*(BEGIN|END) (SOLUTION|MARK SCHEME)\s*$")
 
 
-def env(cell_timeout: int | None = None) -> dict[str, str]:
+def env(cell_timeout: int | None = None, threads: int | None = None) -> dict[str, str]:
     """Environment for nbgrader runs: fast, offline, no record files, a chosen per-cell time limit."""
     e = release.nbgrader_env()
     e.pop("COURSE_RECORD_DIR", None)   # grading runs must not overwrite the records nbval wrote
     e["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
     if cell_timeout is not None:
         e["NBGRADER_CELL_TIMEOUT"] = str(cell_timeout)
+    if threads is not None:  # several grading runs side by side: one thread each instead of fighting
+        for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            e[name] = str(threads)
     return e
 
 
@@ -35,16 +38,22 @@ def env(cell_timeout: int | None = None) -> dict[str, str]:
 class Run:
     cmd: str
     returncode: int
-    output: str
+    stdout: str
+    stderr: str
     seconds: float
 
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
 
-def run(args: list[str], cwd: Path, cell_timeout: int | None = None, timeout: float = 600) -> Run:
+
+def run(args: list[str], cwd: Path, cell_timeout: int | None = None, timeout: float = 600,
+        threads: int | None = None) -> Run:
     """Run ``python -m <args>`` in ``cwd``; never raises on a non-zero exit (callers assert)."""
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env(cell_timeout), capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env(cell_timeout, threads), capture_output=True,
                           text=True, timeout=timeout)
-    return Run(" ".join(args), proc.returncode, proc.stdout + proc.stderr, time.perf_counter() - t0)
+    return Run(" ".join(args), proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - t0)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -151,13 +160,14 @@ class Round:
 
 
 def grade_round(course: Path, assignment: str, cell_timeout: int | None = None, manual: dict | None = None,
-                export: bool = False) -> Round:
+                export: bool = False, threads: int | None = None) -> Round:
     """check -> repair -> check -> autograde -> manual grades -> feedback -> report (-> export)."""
     rnd = Round(assignment, course)
     rnd.runs["check"] = run(["tools.grading", "check", "--assignment", assignment], course)
     rnd.runs["repair"] = run(["tools.grading", "repair", "--assignment", assignment], course)
     rnd.runs["recheck"] = run(["tools.grading", "check", "--assignment", assignment], course)
-    rnd.runs["autograde"] = run(["nbgrader", "autograde", assignment], course, cell_timeout=cell_timeout)
+    rnd.runs["autograde"] = run(["nbgrader", "autograde", assignment], course, cell_timeout=cell_timeout,
+                                threads=threads)
     for (student, cell_id), value in (manual or {}).items():
         rnd.runs[f"manual-grade {student}"] = run(
             ["tools.grading", "manual-grade", assignment, student, cell_id, str(value), "--comment", "well argued"], course)
@@ -166,8 +176,7 @@ def grade_round(course: Path, assignment: str, cell_timeout: int | None = None, 
     if export:
         rnd.runs["export"] = run(["nbgrader", "export"], course)
     if rnd.runs["report"].returncode == 0:
-        text = rnd.runs["report"].output
-        rows = json.loads(text[text.index("["):])
+        rows = json.loads(rnd.runs["report"].stdout)
         rnd.scores = {row["student"]: row for row in rows}
     return rnd
 
@@ -197,3 +206,28 @@ def course_copy(tmp: Path, name: str, template: Path) -> Path:
 
 def os_cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def hidden_lines(source_nb, min_length: int = 12) -> set[str]:
+    """Lines that occur only inside hidden test regions of an instructor notebook."""
+    inside, outside = set(), set()
+    for cell in source_nb.cells:
+        region = False
+        for line in cell.source.split("\n"):
+            text = line.strip()
+            if grading.BEGIN_HIDDEN in text:
+                region = True
+            elif grading.END_HIDDEN in text:
+                region = False
+            else:
+                (inside if region else outside).add(text)
+    return {line for line in inside - outside if len(line) >= min_length}
+
+
+def html_text(path: Path) -> str:
+    """The visible text of an HTML file (tags removed, entities decoded)."""
+    import html
+
+    raw = path.read_text(encoding="utf-8", errors="replace")
+    raw = re.sub(r"<(script|style)\b.*?</\1>", "", raw, flags=re.S | re.I)
+    return html.unescape(re.sub(r"<[^>]+>", "", raw))

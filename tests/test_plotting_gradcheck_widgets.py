@@ -80,7 +80,11 @@ def test_time_call_and_render():
     with pytest.raises(ValueError):
         cu.time_call(lambda: None, repeats=0)
     fig = cu.plot_history(cu.History(train_loss=[1.0], train_acc=[0.5]))
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)  # a closed figure must still really be drawn
     cu.render(fig)
+    assert fig.canvas.get_renderer() is not None and cu.time_call(lambda: cu.render(fig), repeats=2) > 0.05
 
 
 def test_playground_linear_fails_xor_hidden_layer_solves_it():

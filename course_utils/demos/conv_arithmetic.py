@@ -278,7 +278,7 @@ class ConvArithmetic:
         ax.add_patch(Rectangle((wx0, wy0), wx1 - wx0, wy1 - wy0, fill=False, edgecolor=_TAP, linewidth=1.8))
         links = [[(wx1, wy0), (x0 + c, y0 + r)], [(wx1, wy1), (x0 + c, y0 + r + 1)]]
         ax.add_collection(LineCollection(links, colors=[_CURRENT], linewidths=0.8, alpha=0.7))
-        ax.set_xlim(-0.2, x0 + out + 0.2)
+        ax.set_xlim(-0.2, x0 + out + 0.6)
         ax.set_ylim(npad + 1.6, -0.3)
         ax.set_title("\n".join(self.caption()) if title and text else "", fontsize=fontsize + 1)
         return ax.figure

@@ -166,6 +166,8 @@ class Playground:
         self._title = ax.set_title("", fontsize=9, y=1.02)  # fixed y: no auto-placement, blit-safe
         ax.set_xticks([])
         ax.set_yticks([])
+        for spine in ax.spines.values():   # a closed frame, whatever the notebook's style says
+            spine.set_visible(True)
         self._line, = self.ax_loss.plot([], [], color="C0", lw=1.4)
         self.ax_loss.set_yscale("log")
         self.ax_loss.set_xlabel("training step")
@@ -233,6 +235,8 @@ class Playground:
         canvas.restore_region(self._background)
         for a in self._dynamic_artists():
             a.axes.draw_artist(a)
+        for spine in self.ax_region.spines.values():   # the image covered the inner half of the frame
+            self.ax_region.draw_artist(spine)
         return self.fig
 
     def to_png(self) -> bytes:
