@@ -164,8 +164,8 @@ def sizes(device: torch.device, quick: bool) -> dict[str, dict[str, int]]:
         n = 10_240 if quick else EPOCH_IMAGES
         return {"lenet5": {"batch": 512, "images": n}, "resnet18": {"batch": 512, "images": n}}
     if quick:
-        return {"lenet5": {"batch": 128, "images": 1024}, "resnet18": {"batch": 32, "images": 64}}
-    return {"lenet5": {"batch": 128, "images": 4096}, "resnet18": {"batch": 32, "images": 192}}
+        return {"lenet5": {"batch": 128, "images": 1024}, "resnet18": {"batch": 16, "images": 32}}
+    return {"lenet5": {"batch": 128, "images": 4096}, "resnet18": {"batch": 32, "images": 128}}
 
 
 def load(net: str, split: str, limit: int | None = None) -> cu.ImageData:
@@ -467,12 +467,18 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         help="ResNet-18 only: per-image torchvision crop+flip (plain) vs batch crop_flip (fast)")
     parser.add_argument("--compile", action="store_true", help="fast path with torch.compile")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the plain loop")
+    parser.add_argument("--threads", type=int,
+                        help="CPU threads for PyTorch (default: PyTorch's choice; 1 is steadier on a busy machine)")
     parser.add_argument("--tta", choices=["auto", "on", "off"], default="auto",
                         help="time-to-accuracy: auto = on a GPU for both nets, on a CPU for LeNet-5 only")
     parser.add_argument("--tta-max-epochs", type=int, help="give up after this many epochs")
     parser.add_argument("--tta-limit", type=int, help="use at most this many train/test images")
     parser.add_argument("--target", type=float, help="accuracy to reach (default depends on the data found)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be at least 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     nets = [n.strip() for n in args.nets.split(",") if n.strip()]
     result = run_benchmark(device=args.device, quick=args.quick, nets=nets, batch=args.batch, images=args.images,
                            timed_epochs=args.timed_epochs, lr=args.lr, width=args.width, augment=args.augment,

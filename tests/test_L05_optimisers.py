@@ -404,10 +404,6 @@ def test_records_grid(r):
     assert max(escape["AdaGrad"], escape["RMSProp"], escape["Adam"]) < escape["GD"]
 
 
-def test_records_widget(r):
-    assert r["widget_redraw_ms"] > 0
-
-
 def test_records_schedules(r):
     lr0 = r["schedule_lr0"]
     curves = {k: np.array(v) for k, v in r["schedule_curves"].items()}

@@ -33,6 +33,8 @@ from nbgrader_helpers import (ROOT, POINTS_RE, cell_index, course_copy, edit, gr
 from tools import grading, release
 
 ASSIGNMENTS = release.discover(ROOT)
+if os.environ.get("NBGRADER_TEST_ASSIGNMENTS"):   # e.g. =A1_backprop,A2_convolution while working on those
+    ASSIGNMENTS = [a for a in ASSIGNMENTS if a in os.environ["NBGRADER_TEST_ASSIGNMENTS"].split(",")]
 MATRIX = "A1_backprop"              # the hostile hand-ins run on the smallest assignment only
 MATRIX_CELL_TIMEOUT = 20            # s per cell for A1's round: the endless loop costs this much
 WORKERS = int(os.environ.get("NBGRADER_TEST_WORKERS", "2"))
@@ -254,7 +256,7 @@ def test_committed_release_matches_a_fresh_one(released, assignment):
 
 def test_no_release_without_a_source():
     folders = sorted(p.name for p in (ROOT / "assignments").iterdir() if p.is_dir())
-    assert folders == ASSIGNMENTS, "assignments/ must hold exactly one folder per solutions/ assignment"
+    assert folders == release.discover(ROOT), "assignments/ must hold exactly one folder per solutions/ assignment"
 
 
 # ------------------------------------------------------------------------------------------------

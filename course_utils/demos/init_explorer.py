@@ -226,30 +226,35 @@ class InitExplorer:
         self.update(depth=depth, width=width, activation=activation, scheme=scheme, shape=shape)
 
     def _build_axes(self) -> None:
+        # Text is most of the cost of a redraw, so: few ticks, no minor ticks, and titles and axis labels
+        # at fixed positions (matplotlib otherwise measures every tick label to place them).
         ax = self.ax_std
         (self._line_act,) = ax.plot([], [], "o-", ms=3, color="C0", label="activations $h_l$")
         (self._line_grad,) = ax.plot([], [], "s-", ms=3, color="C3", label=r"gradients $\partial L/\partial z_l$")
         ax.set_yscale("log")
-        # few ticks and no minor ones: text is most of the cost of a redraw
-        ax.yaxis.set_major_locator(LogLocator(numticks=6))
+        ax.yaxis.set_major_locator(LogLocator(numticks=5))
         ax.yaxis.set_minor_locator(NullLocator())
-        ax.xaxis.set_major_locator(MaxNLocator(6, integer=True))
-        ax.set_xlabel("layer")
         ax.set_ylabel("standard deviation")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="lower left")
+        self._std_title = ax.set_title("", fontsize=9, y=1.0)
         norm = PowerNorm(gamma=0.4, vmin=0, vmax=1)
         blank = np.zeros((BINS, 2))
         self._img_act = self.ax_act.imshow(blank, aspect="auto", origin="lower", cmap="magma", norm=norm,
                                            interpolation="nearest")
         self._img_grad = self.ax_grad.imshow(blank, aspect="auto", origin="lower", cmap="magma", norm=norm,
                                              interpolation="nearest")
-        for ax, what in ((self.ax_act, "activation value"), (self.ax_grad, "gradient value")):
-            ax.set_xlabel("layer (one histogram per column)")
-            ax.set_ylabel(what)
-            ax.xaxis.set_major_locator(MaxNLocator(6, integer=True))
-            ax.yaxis.set_major_locator(MaxNLocator(5))
-        self.fig.subplots_adjust(left=0.06, right=0.99, bottom=0.15, top=0.85, wspace=0.3)
+        self.ax_act.set_title("activations: one histogram per layer", fontsize=9, y=1.0)
+        self.ax_grad.set_title("gradients (they flow right to left)", fontsize=9, y=1.0)
+        self.ax_act.set_ylabel("value")
+        for axis in (self.ax_std, self.ax_act, self.ax_grad):
+            axis.set_xlabel("layer")
+            axis.xaxis.set_major_locator(MaxNLocator(5, integer=True))
+            axis.xaxis.set_label_coords(0.5, -0.12)
+            axis.yaxis.set_label_coords(-0.13, 0.5)
+        for axis in (self.ax_act, self.ax_grad):
+            axis.yaxis.set_major_locator(MaxNLocator(5))
+        self.fig.subplots_adjust(left=0.07, right=0.99, bottom=0.15, top=0.84, wspace=0.25)
         self._suptitle = self.fig.suptitle("", fontsize=10)
 
     def update(self, *, depth: int, width: int, activation: str, scheme: str, shape: str = "constant") -> Propagation:
@@ -294,15 +299,13 @@ class InitExplorer:
             img.set_extent((0.5, depth + 0.5, v_lo, v_hi))
             axis.set_xlim(0.5, depth + 0.5)
             axis.set_ylim(v_lo, v_hi)
-        self.ax_act.set_title("activations: a histogram per layer", fontsize=9)
-        self.ax_grad.set_title("gradients (flow right to left)", fontsize=9)
         p = self.params
         ratio_a = act_std[-1] / act_std[0]
         ratio_g = grad_std[0] / grad_std[-1]
         widths = r.widths
         width_txt = f"width {widths[0]}" if p["shape"] == "constant" else f"widths {widths[0]}→{widths[-1]}"
-        self.ax_std.set_title(f"std ratio last/first: act {ratio_a:.2g}, grad (first/last) {ratio_g:.2g}",
-                              fontsize=9)
+        self._std_title.set_text(f"std ratios: activations last/first {ratio_a:.2g}, "
+                                 f"gradients first/last {ratio_g:.2g}")
         self._suptitle.set_text(f"{p['depth']} layers, {width_txt}, {p['activation']}, {SCHEMES[p['scheme']]}")
         return self.fig
 
