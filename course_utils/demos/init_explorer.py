@@ -304,8 +304,7 @@ class InitExplorer:
         ratio_g = grad_std[0] / grad_std[-1]
         widths = r.widths
         width_txt = f"width {widths[0]}" if p["shape"] == "constant" else f"widths {widths[0]}→{widths[-1]}"
-        self._std_title.set_text(f"std ratios: activations last/first {ratio_a:.2g}, "
-                                 f"gradients first/last {ratio_g:.2g}")
+        self._std_title.set_text(f"over all layers: activations ×{ratio_a:.2g}, gradients ×{ratio_g:.2g}")
         self._suptitle.set_text(f"{p['depth']} layers, {width_txt}, {p['activation']}, {SCHEMES[p['scheme']]}")
         return self.fig
 
