@@ -47,7 +47,7 @@ SCHEMA = "train_speed/1"
 EPOCH_IMAGES = 50_000  # "one epoch" in the table: the size of CIFAR-10's training set
 DATASET_OF = {"lenet5": "mnist", "resnet18": "cifar10"}
 # Accuracy to reach in the time-to-accuracy race, by data set as it was actually loaded.
-DEFAULT_TARGETS = {"mnist": 0.99, "mnist-subset": 0.97, "cifar10": 0.85, "cifar10-standin": 0.95}
+DEFAULT_TARGETS = {"mnist": 0.99, "mnist-subset": 0.96, "cifar10": 0.85, "cifar10-standin": 0.95}
 GPU_TARGETS = {"speedup_min": 3.0, "lenet5_images_per_s_min": 500_000, "resnet18_epoch_s_max": 2.0}
 
 

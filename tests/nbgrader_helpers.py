@@ -152,6 +152,7 @@ class Round:
     assignment: str
     course: Path
     runs: dict[str, Run] = field(default_factory=dict)
+    findings: list = field(default_factory=list)             # tools.grading.check_submissions before grading
     scores: dict[str, dict] = field(default_factory=dict)   # student -> report row (tools.grading.report)
 
     def log(self) -> str:
@@ -160,24 +161,30 @@ class Round:
 
 
 def grade_round(course: Path, assignment: str, cell_timeout: int | None = None, manual: dict | None = None,
-                export: bool = False, threads: int | None = None) -> Round:
-    """check -> repair -> check -> autograde -> manual grades -> feedback -> report (-> export)."""
+                cli: bool = False, threads: int | None = None) -> Round:
+    """check -> repair -> autograde -> manual grades -> feedback -> report (-> export).
+
+    nbgrader always runs as a command. With ``cli`` the course tools do too (every command of
+    docs/instructors.md); without, they are called in-process (a Python start-up costs seconds on CI).
+    """
     rnd = Round(assignment, course)
-    rnd.runs["check"] = run(["tools.grading", "check", "--assignment", assignment], course)
-    rnd.runs["repair"] = run(["tools.grading", "repair", "--assignment", assignment], course)
-    rnd.runs["recheck"] = run(["tools.grading", "check", "--assignment", assignment], course)
+    if cli:
+        rnd.runs["check"] = run(["tools.grading", "check", "--assignment", assignment], course)
+        rnd.runs["repair"] = run(["tools.grading", "repair", "--assignment", assignment], course)
+    rnd.findings = grading.check_submissions(course / "submitted", assignment, course)
     rnd.runs["autograde"] = run(["nbgrader", "autograde", assignment], course, cell_timeout=cell_timeout,
                                 threads=threads)
     for (student, cell_id), value in (manual or {}).items():
         rnd.runs[f"manual-grade {student}"] = run(
             ["tools.grading", "manual-grade", assignment, student, cell_id, str(value), "--comment", "well argued"], course)
     rnd.runs["feedback"] = run(["nbgrader", "generate_feedback", assignment], course)
-    rnd.runs["report"] = run(["tools.grading", "report", assignment, "--json"], course)
-    if export:
+    if cli:
+        rnd.runs["report"] = run(["tools.grading", "report", assignment, "--json"], course)
         rnd.runs["export"] = run(["nbgrader", "export"], course)
-    if rnd.runs["report"].returncode == 0:
-        rows = json.loads(rnd.runs["report"].stdout)
-        rnd.scores = {row["student"]: row for row in rows}
+        if rnd.runs["report"].returncode == 0:
+            rnd.scores = {row["student"]: row for row in json.loads(rnd.runs["report"].stdout)}
+    else:
+        rnd.scores = {row.student: row.__dict__ for row in grading.report(assignment, course)}
     return rnd
 
 

@@ -14,6 +14,7 @@ scheme and the one with a random bias, as in ``nn.Linear``.)
 """
 from __future__ import annotations
 
+import io
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -232,7 +233,7 @@ class InitExplorer:
         (self._line_act,) = ax.plot([], [], "o-", ms=3, color="C0", label="activations $h_l$")
         (self._line_grad,) = ax.plot([], [], "s-", ms=3, color="C3", label=r"gradients $\partial L/\partial z_l$")
         ax.set_yscale("log")
-        ax.yaxis.set_major_locator(LogLocator(numticks=5))
+        ax.yaxis.set_major_locator(LogLocator(numticks=4))
         ax.yaxis.set_minor_locator(NullLocator())
         ax.set_ylabel("standard deviation")
         ax.grid(alpha=0.3)
@@ -248,13 +249,12 @@ class InitExplorer:
         self.ax_grad.set_title("gradients (they flow right to left)", fontsize=9, y=1.0)
         self.ax_act.set_ylabel("value")
         for axis in (self.ax_std, self.ax_act, self.ax_grad):
-            axis.set_xlabel("layer")
-            axis.xaxis.set_major_locator(MaxNLocator(5, integer=True))
-            axis.xaxis.set_label_coords(0.5, -0.12)
+            axis.xaxis.set_major_locator(MaxNLocator(4, integer=True))
             axis.yaxis.set_label_coords(-0.13, 0.5)
         for axis in (self.ax_act, self.ax_grad):
-            axis.yaxis.set_major_locator(MaxNLocator(5))
-        self.fig.subplots_adjust(left=0.07, right=0.99, bottom=0.15, top=0.84, wspace=0.25)
+            axis.yaxis.set_major_locator(MaxNLocator(4))
+        self.fig.subplots_adjust(left=0.07, right=0.99, bottom=0.14, top=0.84, wspace=0.25)
+        self.fig.text(0.5, 0.02, "layer", ha="center", fontsize=10)   # one x label for all three panels
         self._suptitle = self.fig.suptitle("", fontsize=10)
 
     def update(self, *, depth: int, width: int, activation: str, scheme: str, shape: str = "constant") -> Propagation:
@@ -311,7 +311,7 @@ class InitExplorer:
     def widget(self):
         """ipywidgets controls (depth, width, shape, activation, init scheme) and the live figure."""
         import ipywidgets as w
-        from IPython.display import clear_output, display
+        from IPython.display import Image, clear_output, display
 
         style = {"description_width": "80px"}
         p = self.params
@@ -328,9 +328,13 @@ class InitExplorer:
         out = w.Output()
 
         def show() -> None:
+            # Send a PNG ourselves: this figure lives outside pyplot, so it must not rely on the
+            # inline backend having been set up by an earlier plt call.
+            buffer = io.BytesIO()
+            self.draw().savefig(buffer, format="png")
             with out:
                 clear_output(wait=True)
-                display(self.draw())
+                display(Image(data=buffer.getvalue(), format="png"))
 
         def on_change(_=None) -> None:
             self.update(**{k: c.value for k, c in controls.items()})
