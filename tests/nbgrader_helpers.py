@@ -238,3 +238,21 @@ def html_text(path: Path) -> str:
     raw = path.read_text(encoding="utf-8", errors="replace")
     raw = re.sub(r"<(script|style)\b.*?</\1>", "", raw, flags=re.S | re.I)
     return html.unescape(re.sub(r"<[^>]+>", "", raw))
+
+
+def solution_namespace(assignment: str, cell_ids: list[str], root: Path = ROOT) -> dict:
+    """Execute the named cells of the instructor notebook (markers removed) and return their globals.
+
+    Lets tests call the reference implementations directly, e.g. to compare them with PyTorch.
+    """
+    import numpy as np
+
+    namespace: dict = {"np": np, "__name__": f"solution_{assignment}"}
+    cells = {}
+    for path in source_notebooks(assignment, root).values():
+        for cell in nbformat.read(path, as_version=4).cells:
+            if grading.grade_id(cell):
+                cells[grading.grade_id(cell)] = cell
+    for cell_id in cell_ids:
+        exec(compile(solution_text(cells[cell_id].source), f"<{assignment}:{cell_id}>", "exec"), namespace)
+    return namespace

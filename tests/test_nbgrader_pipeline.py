@@ -197,6 +197,12 @@ def test_assignment_follows_the_authoring_conventions(assignment):
                 visible = cell.source.split(grading.BEGIN_HIDDEN)[0]
                 assert grading.BEGIN_HIDDEN in cell.source, f"{stem}/{m['grade_id']}: needs hidden tests"
                 assert "assert" in visible, f"{stem}/{m['grade_id']}: needs visible tests"
+            elif m.get("grade") and m.get("solution"):           # written answer: its question states the points
+                index = nb.cells.index(cell)
+                question = next(c for c in reversed(nb.cells[:index]) if c.cell_type == "markdown")
+                stated = POINTS_RE.search(question.source)
+                assert stated and float(stated.group(1)) == pytest.approx(float(m["points"])), \
+                    f"{stem}/{m['grade_id']}: the question before it must say '(N points, graded by hand)'"
             elif m.get("solution") and cell.cell_type == "code":
                 assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source, \
                     f"{stem}/{m['grade_id']}: wrap the solution in ### BEGIN SOLUTION / ### END SOLUTION"
