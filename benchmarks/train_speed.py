@@ -10,8 +10,8 @@ from the same initial weights on the same images:
 * **fast**: ``course_utils.fit(..., fast=True)``: the data set copied to the device once and batched
   there by indexing, no host sync inside the epoch, bf16 autocast and channels-last on GPUs.
 
-For each pair it reports training images/s (warm-up epoch excluded, ``torch.cuda.synchronize``
-around every timed epoch on a GPU), the time of one 50,000-image epoch (extrapolated from images/s,
+For each pair it reports training images/s (the two loops take turns epoch by epoch; the warm-up epoch
+is excluded; ``torch.cuda.synchronize`` around every timed epoch on a GPU), the time of one 50,000-image epoch (extrapolated from images/s,
 and measured when the timed epochs hold 50,000 images, the default on a GPU), the speed-up, and
 time-to-accuracy on the data that is available (``load_dataset``: offline that is the real MNIST
 subset and the *shapes10* stand-in for CIFAR-10; the output says which). Results go to a table on
@@ -92,31 +92,45 @@ class PerImageAugment(torch.utils.data.Dataset):
         return self.transform(self.images[i]), self.labels[i]
 
 
+class PlainTrainer:
+    """The textbook loop's state (model, DataLoader, optimiser); :meth:`epoch` runs and times one epoch."""
+
+    def __init__(self, model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, batch_size: int,
+                 device: torch.device, lr: float, seed: int = 0, augment: bool = False, workers: int = 0,
+                 val: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
+        dataset = PerImageAugment(X, y) if augment else torch.utils.data.TensorDataset(X, y)
+        self.loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
+                                                  generator=torch.Generator().manual_seed(seed))
+        self.model, self.device, self.val = model.to(device), device, val
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.log: dict[str, list[float]] = {"epoch_time": [], "train_loss": [], "train_acc": [], "val_acc": []}
+
+    def epoch(self) -> None:
+        """One training epoch, timed between two synchronisations; validation (if any) is not timed."""
+        sync(self.device)
+        t0 = time.perf_counter()
+        loss, acc = plain_train_epoch(self.model, self.loader, self.optimizer, self.loss_fn, self.device)
+        sync(self.device)
+        self.log["epoch_time"].append(time.perf_counter() - t0)
+        self.log["train_loss"].append(loss)
+        self.log["train_acc"].append(acc)
+        if self.val is not None:
+            self.log["val_acc"].append(cu.evaluate(self.model, self.val, device=self.device)["acc"])
+
+
 def plain_loop(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int,
                device: torch.device, lr: float, seed: int = 0, augment: bool = False, workers: int = 0,
                val: tuple[torch.Tensor, torch.Tensor] | None = None,
                stop: Callable[[int, dict], bool] | None = None) -> dict[str, list[float]]:
     """Train with :func:`plain_train_epoch` for ``epochs`` epochs; per-epoch times exclude validation."""
-    dataset = PerImageAugment(X, y) if augment else torch.utils.data.TensorDataset(X, y)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
-                                         generator=torch.Generator().manual_seed(seed))
-    model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    loss_fn = nn.CrossEntropyLoss()
-    log: dict[str, list[float]] = {"epoch_time": [], "train_loss": [], "train_acc": [], "val_acc": []}
+    trainer = PlainTrainer(model, X, y, batch_size=batch_size, device=device, lr=lr, seed=seed, augment=augment,
+                           workers=workers, val=val)
     for epoch in range(epochs):
-        sync(device)
-        t0 = time.perf_counter()
-        loss, acc = plain_train_epoch(model, loader, optimizer, loss_fn, device)
-        sync(device)
-        log["epoch_time"].append(time.perf_counter() - t0)
-        log["train_loss"].append(loss)
-        log["train_acc"].append(acc)
-        if val is not None:
-            log["val_acc"].append(cu.evaluate(model, val, device=device)["acc"])
-        if stop is not None and stop(epoch, log):
+        trainer.epoch()
+        if stop is not None and stop(epoch, trainer.log):
             break
-    return log
+    return trainer.log
 
 
 # --------------------------------------------------------------------------- the fast path
@@ -127,12 +141,18 @@ class _Stop(Exception):
 def fast_loop(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, epochs: int, batch_size: int,
               device: torch.device, lr: float, seed: int = 0, augment: bool = False, compile_model: bool = False,
               val: tuple[torch.Tensor, torch.Tensor] | None = None,
-              stop: Callable[[int, dict], bool] | None = None) -> dict[str, Any]:
-    """Train with ``course_utils.fit(fast=True)``; same log layout as :func:`plain_loop`."""
+              stop: Callable[[int, dict], bool] | None = None,
+              between_epochs: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Train with ``course_utils.fit(fast=True)``; same log layout as :func:`plain_loop`.
+
+    ``between_epochs()`` runs after every epoch, outside fit's epoch clock (used to interleave the loops).
+    """
     seen: list[cu.History] = []
 
     def watch(epoch: int, history: cu.History) -> None:
         seen[:] = [history]
+        if between_epochs is not None:
+            between_epochs()
         if stop is not None and stop(epoch, _log(history)):
             raise _Stop
 
@@ -215,19 +235,26 @@ def device_name(device: torch.device) -> str:
 # --------------------------------------------------------------------------- measurements
 def measure_throughput(net: str, *, device: torch.device, batch: int, images: int, timed_epochs: int, lr: float,
                        seed: int, width: int, augment: bool, compile_model: bool, workers: int) -> list[dict]:
-    """Images/s of both loops for one network: one warm-up epoch, then ``timed_epochs`` timed ones."""
+    """Images/s of both loops for one network: one warm-up epoch, then ``timed_epochs`` timed ones.
+
+    The loops take turns, epoch by epoch (a ``fit`` callback runs one plain epoch after every fast
+    epoch), so that a busy moment of a shared machine slows both alike.
+    """
     data = load(net, "train")
     X, y = repeat_to(data.images, data.labels, images)
-    rows = []
+    augment = augment and net == "resnet18"
+    models = {}
     for loop in ("plain", "fast"):
         torch.manual_seed(seed)
-        model = build(net, width)
-        kwargs = dict(epochs=1 + timed_epochs, batch_size=batch, device=device, lr=lr, seed=seed,
-                      augment=augment and net == "resnet18")
-        if loop == "plain":
-            log = plain_loop(model, X, y, workers=workers, **kwargs)
-        else:
-            log = fast_loop(model, X, y, compile_model=compile_model, **kwargs)
+        models[loop] = build(net, width)  # identical initial weights
+    plain = PlainTrainer(models["plain"], X, y, batch_size=batch, device=device, lr=lr, seed=seed, augment=augment,
+                         workers=workers)
+    logs = {"fast": fast_loop(models["fast"], X, y, epochs=1 + timed_epochs, batch_size=batch, device=device, lr=lr,
+                              seed=seed, augment=augment, compile_model=compile_model, between_epochs=plain.epoch),
+            "plain": plain.log}
+    rows = []
+    for loop in ("plain", "fast"):
+        log, model = logs[loop], models[loop]
         timed = log["epoch_time"][1:]
         epoch_s = statistics.median(timed)
         ips = images / epoch_s
@@ -240,12 +267,12 @@ def measure_throughput(net: str, *, device: torch.device, batch: int, images: in
             "epoch_50k_s_measured": epoch_s if images == EPOCH_IMAGES else None,
             "train_loss": log["train_loss"], "upload_s": log.get("upload_s"),
             "amp_bf16": fast_gpu and torch.cuda.is_bf16_supported(), "channels_last": fast_gpu,
-            "compile": loop == "fast" and compile_model, "augment": kwargs["augment"],
+            "compile": loop == "fast" and compile_model, "augment": augment,
             "data": data_label(data),
         })
-        del model
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+    del models, plain
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
     return rows
 
 
@@ -348,8 +375,8 @@ def run_benchmark(*, device: str | torch.device | None = None, quick: bool = Fal
     for net in nets:
         run_it = tta == "on" or (tta == "auto" and not quick and (device.type == "cuda" or net == "lenet5"))
         if not run_it:
-            result["tta_skipped"][net] = ("--quick" if quick else
-                                          "too slow on a CPU; --tta on forces it" if tta == "auto" else "--tta off")
+            result["tta_skipped"][net] = ("--tta off" if tta == "off" else "--quick" if quick else
+                                          "too slow on a CPU; --tta on forces it")
             continue
         max_epochs = tta_max_epochs or (20 if net == "lenet5" else 30)
         log(f"time-to-accuracy for {net} (at most {max_epochs} epochs) ...")

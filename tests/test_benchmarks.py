@@ -110,3 +110,23 @@ def test_plain_epoch_reads_the_loss_every_step():
     finally:
         torch.Tensor.item = original
     assert len(calls) == 2 * len(loader)
+
+
+def test_augmented_resnet_run_uses_both_augmentations():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = ts.run_benchmark(device="cpu", quick=True, nets=["resnet18"], images=32, batch=16, width=4,
+                                  augment=True, timed_epochs=1, tta="off", log=lambda s: None)
+    finally:
+        torch.set_num_threads(threads)
+    ts.validate_result(result)
+    assert all(row["augment"] for row in result["throughput"])
+    assert result["tta_skipped"] == {"resnet18": "--tta off"}
+
+
+def test_per_image_augmentation_returns_crops_of_the_right_size():
+    X, y = torch.rand(4, 3, 32, 32), torch.arange(4)
+    dataset = ts.PerImageAugment(X, y)
+    image, label = dataset[2]
+    assert image.shape == (3, 32, 32) and label == 2 and len(dataset) == 4

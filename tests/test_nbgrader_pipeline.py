@@ -61,7 +61,8 @@ def _raises(nb):
 
 
 def _loop(nb):
-    return edit(nb, "hyperparameters", "hidden_dim = ", "while True:   # waiting for something that never happens\n    pass\nhidden_dim = ")
+    return edit(nb, "hyperparameters", "hidden_dim = ", "import time\nwhile True:   # waits for something that never happens\n"
+                "    time.sleep(0.05)\nhidden_dim = ")
 
 
 def _edited_test(nb):  # a broken sigmoid_backward, and the test cell replaced by a fake success message
@@ -159,6 +160,22 @@ def _round(rounds, assignment):
 
 
 # ------------------------------------------------------------------------------------------------
+# Release
+# ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_committed_release_matches_a_fresh_one(released, rounds, assignment):
+    # (asking for `rounds` starts the grading rounds in the background while the next tests run)
+    diffs = release.compare_trees(released / "assignments" / assignment, ROOT / "assignments" / assignment)
+    assert diffs == [], "assignments/ is stale: run `make release` (python -m tools.release) and commit it\n" + "\n".join(diffs)
+
+
+def test_no_release_without_a_source():
+    folders = sorted(p.name for p in (ROOT / "assignments").iterdir() if p.is_dir())
+    assert folders == release.discover(ROOT), "assignments/ must hold exactly one folder per solutions/ assignment"
+
+
+# ------------------------------------------------------------------------------------------------
 # Static checks of every assignment (no nbgrader run)
 # ------------------------------------------------------------------------------------------------
 
@@ -251,18 +268,71 @@ def test_nbgrader_config_sets_a_cell_timeout_and_the_folders():
 
 
 # ------------------------------------------------------------------------------------------------
-# Release
+# tools.grading units (no nbgrader run)
 # ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("assignment", ASSIGNMENTS)
-def test_committed_release_matches_a_fresh_one(released, assignment):
-    diffs = release.compare_trees(released / "assignments" / assignment, ROOT / "assignments" / assignment)
-    assert diffs == [], "assignments/ is stale: run `make release` (python -m tools.release) and commit it\n" + "\n".join(diffs)
+@pytest.mark.parametrize("mutate", [strip_like_colab, _duplicate, _deleted_cell, _edited_test],
+                         ids=["stripped", "duplicate", "deleted", "edited"])
+def test_repair_restores_the_graded_cells(tmp_path, mutate):
+    course = release.copy_course(ROOT, tmp_path / "course")
+    stem = _single_notebook(MATRIX)
+    reference = solved(course, MATRIX, stem)
+    repaired, changes = grading.repair_notebook(release_nb(course, MATRIX, stem), mutate(solved(course, MATRIX, stem)))
+    assert changes
+    want = [(grading.grade_id(c), grading.nbgrader_meta(c)) for c in reference.cells if grading.grade_id(c)]
+    got = [(grading.grade_id(c), grading.nbgrader_meta(c)) for c in repaired.cells if grading.grade_id(c)]
+    assert got == want
+    release_cells = {grading.grade_id(c): c.source for c in release_nb(course, MATRIX, stem).cells if grading.grade_id(c)}
+    for cell in repaired.cells:
+        gid = grading.grade_id(cell)
+        if gid and grading.is_locked_cell(cell):
+            assert cell.source == release_cells[gid]
+    issues, _ = grading.diagnose(release_nb(course, MATRIX, stem), repaired)
+    assert issues == []
 
 
-def test_no_release_without_a_source():
-    folders = sorted(p.name for p in (ROOT / "assignments").iterdir() if p.is_dir())
-    assert folders == release.discover(ROOT), "assignments/ must hold exactly one folder per solutions/ assignment"
+def test_repair_refuses_to_guess(tmp_path):
+    course = release.copy_course(ROOT, tmp_path / "course")
+    stem = _single_notebook(MATRIX)
+    nb = strip_like_colab(solved(course, MATRIX, stem))
+    i = next(i for i, c in enumerate(nb.cells) if c.source.startswith("A model answer"))
+    nb.cells.insert(i, nbformat.v4.new_markdown_cell("Some notes to myself."))   # two candidates for the answer
+    issues, _ = grading.diagnose(release_nb(course, MATRIX, stem), nb)
+    assert any(i.code == "ambiguous" and not i.repairable for i in issues), issues
+    with pytest.raises(ValueError, match="not safely repairable"):
+        grading.repair_notebook(release_nb(course, MATRIX, stem), nb)
+
+
+def test_collect_accepts_colab_downloads(tmp_path):
+    course = release.copy_course(ROOT, tmp_path / "course")
+    stem = _single_notebook(MATRIX)
+    downloads = tmp_path / "downloads"
+    (downloads / "carol").mkdir(parents=True)
+    nbformat.write(release_nb(course, MATRIX, stem), downloads / "alice.ipynb")
+    nbformat.write(release_nb(course, MATRIX, stem), downloads / "carol" / f"Copy of {stem} (1).ipynb")
+    result = run(["tools.grading", "collect", MATRIX, str(downloads)], course)
+    assert result.returncode == 0, result.output
+    for student in ("alice", "carol"):
+        assert (course / "submitted" / student / MATRIX / f"{stem}.ipynb").exists()
+    findings = grading.check_submissions(course / "submitted", MATRIX, course)
+    assert [f.label for f in findings] == [f"alice/{MATRIX}/{stem}", f"carol/{MATRIX}/{stem}"]
+    assert all(not f.issues for f in findings), [str(i) for f in findings for i in f.issues]
+
+
+def test_hidden_test_filter_hides_code_and_tracebacks():
+    cell = nbformat.v4.new_code_cell("# Tests: f (1 point)\nassert f(1) == 2\n### BEGIN HIDDEN TESTS\n"
+                                     "assert f(21) == 42, 'f fails on another input'\n### END HIDDEN TESTS")
+    cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="f fails on another input",
+                                           traceback=["\x1b[31mAssertionError\x1b[39m Traceback",
+                                                      "Cell In[4], line 4\n----> 4 assert f(21) == 42, 'f fails'"]),
+                    nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1)]
+    cell.metadata["nbgrader"] = {"grade": True, "grade_id": "t", "points": 1, "solution": False, "locked": True}
+    out, _ = grading.HideHiddenTests().preprocess_cell(cell, {}, 0)
+    assert "f(21)" not in out.source and grading.HIDDEN_NOTE in out.source
+    assert out.outputs[0]["traceback"][0] == "AssertionError: f fails on another input"
+    assert "hidden tests ran" in out.outputs[0]["traceback"][1]
+    assert all("f(21)" not in line for line in out.outputs[0]["traceback"])
+    assert len(out.outputs) == 1
 
 
 # ------------------------------------------------------------------------------------------------
@@ -299,10 +369,10 @@ def test_feedback_does_not_reveal_hidden_tests(rounds, assignment):
         for student in rnd.scores:
             page = rnd.course / "feedback" / student / assignment / f"{stem}.html"
             assert page.exists(), f"no feedback for {student}"
-            text = html_text(page)
-            shown = sorted(line for line in secret if line in text)
+            text = {line.strip() for line in html_text(page).splitlines()}
+            shown = sorted(secret & text)
             assert not shown, f"feedback for {student} reveals hidden test lines: {shown[:3]}"
-            assert "BEGIN HIDDEN TESTS" not in text
+            assert not any("BEGIN HIDDEN TESTS" in line for line in text)
         solution_text = html_text(rnd.course / "feedback" / "solution" / assignment / f"{stem}.html")
         assert grading.HIDDEN_NOTE.lstrip("# ") in solution_text, "the feedback should say that hidden tests ran"
 
@@ -381,71 +451,3 @@ def test_print_scores_table(rounds, capsys):
         print("\n\nscores of the simulated submissions (tools.grading report)\n" + scores_table(done))
         for rnd in done:
             print(f"{rnd.assignment}: " + ", ".join(f"{name} {r.seconds:.0f} s" for name, r in rnd.runs.items()))
-
-
-# ------------------------------------------------------------------------------------------------
-# tools.grading units (no nbgrader run)
-# ------------------------------------------------------------------------------------------------
-
-@pytest.mark.parametrize("mutate", [strip_like_colab, _duplicate, _deleted_cell, _edited_test],
-                         ids=["stripped", "duplicate", "deleted", "edited"])
-def test_repair_restores_the_graded_cells(tmp_path, mutate):
-    course = release.copy_course(ROOT, tmp_path / "course")
-    stem = _single_notebook(MATRIX)
-    reference = solved(course, MATRIX, stem)
-    repaired, changes = grading.repair_notebook(release_nb(course, MATRIX, stem), mutate(solved(course, MATRIX, stem)))
-    assert changes
-    want = [(grading.grade_id(c), grading.nbgrader_meta(c)) for c in reference.cells if grading.grade_id(c)]
-    got = [(grading.grade_id(c), grading.nbgrader_meta(c)) for c in repaired.cells if grading.grade_id(c)]
-    assert got == want
-    release_cells = {grading.grade_id(c): c.source for c in release_nb(course, MATRIX, stem).cells if grading.grade_id(c)}
-    for cell in repaired.cells:
-        gid = grading.grade_id(cell)
-        if gid and grading.is_locked_cell(cell):
-            assert cell.source == release_cells[gid]
-    issues, _ = grading.diagnose(release_nb(course, MATRIX, stem), repaired)
-    assert issues == []
-
-
-def test_repair_refuses_to_guess(tmp_path):
-    course = release.copy_course(ROOT, tmp_path / "course")
-    stem = _single_notebook(MATRIX)
-    nb = strip_like_colab(solved(course, MATRIX, stem))
-    i = next(i for i, c in enumerate(nb.cells) if c.source.startswith("A model answer"))
-    nb.cells.insert(i, nbformat.v4.new_markdown_cell("Some notes to myself."))   # two candidates for the answer
-    issues, _ = grading.diagnose(release_nb(course, MATRIX, stem), nb)
-    assert any(i.code == "ambiguous" and not i.repairable for i in issues), issues
-    with pytest.raises(ValueError, match="not safely repairable"):
-        grading.repair_notebook(release_nb(course, MATRIX, stem), nb)
-
-
-def test_collect_accepts_colab_downloads(tmp_path):
-    course = release.copy_course(ROOT, tmp_path / "course")
-    stem = _single_notebook(MATRIX)
-    downloads = tmp_path / "downloads"
-    (downloads / "carol").mkdir(parents=True)
-    nbformat.write(release_nb(course, MATRIX, stem), downloads / "alice.ipynb")
-    nbformat.write(release_nb(course, MATRIX, stem), downloads / "carol" / f"Copy of {stem} (1).ipynb")
-    result = run(["tools.grading", "collect", MATRIX, str(downloads)], course)
-    assert result.returncode == 0, result.output
-    for student in ("alice", "carol"):
-        assert (course / "submitted" / student / MATRIX / f"{stem}.ipynb").exists()
-    findings = grading.check_submissions(course / "submitted", MATRIX, course)
-    assert [f.label for f in findings] == [f"alice/{MATRIX}/{stem}", f"carol/{MATRIX}/{stem}"]
-    assert all(not f.issues for f in findings), [str(i) for f in findings for i in f.issues]
-
-
-def test_hidden_test_filter_hides_code_and_tracebacks():
-    cell = nbformat.v4.new_code_cell("# Tests: f (1 point)\nassert f(1) == 2\n### BEGIN HIDDEN TESTS\n"
-                                     "assert f(21) == 42, 'f fails on another input'\n### END HIDDEN TESTS")
-    cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="f fails on another input",
-                                           traceback=["\x1b[31mAssertionError\x1b[39m Traceback",
-                                                      "Cell In[4], line 4\n----> 4 assert f(21) == 42, 'f fails'"]),
-                    nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1)]
-    cell.metadata["nbgrader"] = {"grade": True, "grade_id": "t", "points": 1, "solution": False, "locked": True}
-    out, _ = grading.HideHiddenTests().preprocess_cell(cell, {}, 0)
-    assert "f(21)" not in out.source and grading.HIDDEN_NOTE in out.source
-    assert out.outputs[0]["traceback"][0] == "AssertionError: f fails on another input"
-    assert "hidden tests ran" in out.outputs[0]["traceback"][1]
-    assert all("f(21)" not in line for line in out.outputs[0]["traceback"])
-    assert len(out.outputs) == 1

@@ -165,7 +165,7 @@ class RandomFeaturesExplorer:
             ax.set_yscale("log")
             ax.set_xlabel("features / samples  (p / n)")
             ax.set_ylabel(label)
-            ax.grid(alpha=0.3, which="both")
+            ax.grid(alpha=0.3, which="major")
         self.ax_norm.set_title("the peak is where the fit needs huge weights", fontsize=10)
         self.fig.tight_layout()
 
