@@ -229,7 +229,8 @@ def device_name(device: torch.device) -> str:
                 break
     except OSError:
         pass
-    return f"CPU {cpu}, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"CPU {cpu}, {threads} thread{'' if threads == 1 else 's'}"
 
 
 # --------------------------------------------------------------------------- measurements

@@ -246,7 +246,7 @@ def test_fold_bn_into_conv_matches_conv_then_bn_in_eval_mode(bn, stride, padding
     with torch.no_grad():
         torch.testing.assert_close(folded(x), layer(conv(x)), rtol=1e-11, atol=1e-11)
     assert conv.weight.shape == folded.weight.shape
-    reference = torch.nn.utils.fusion.fuse_conv_bn_eval(conv, layer)      # PyTorch's own folding
+    reference = torch.nn.utils.fusion.fuse_conv_bn_eval(conv.eval(), layer)      # PyTorch's own folding
     torch.testing.assert_close(folded.weight, reference.weight, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(folded.bias, reference.bias, rtol=1e-12, atol=1e-12)
 

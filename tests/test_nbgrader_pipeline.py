@@ -319,6 +319,18 @@ def test_collect_accepts_colab_downloads(tmp_path):
     assert all(not f.issues for f in findings), [str(i) for f in findings for i in f.issues]
 
 
+def test_misnamed_notebook_is_reported_and_renamed(tmp_path):
+    course = release.copy_course(ROOT, tmp_path / "course")
+    stem = _single_notebook(MATRIX)
+    write_submission(course, "bob", MATRIX, f"{stem} (1)", solved(course, MATRIX, stem))
+    [finding] = grading.check_submissions(course / "submitted", MATRIX, course)
+    assert [i.code for i in finding.issues] == ["misnamed"]
+    log, leftover = grading.repair_submissions(course / "submitted", MATRIX, course, backup_dir=tmp_path / "backup")
+    assert not leftover and any("renamed" in line for line in log)
+    assert [p.name for p in (course / "submitted" / "bob" / MATRIX).iterdir()] == [f"{stem}.ipynb"]
+    assert all(not f.issues for f in grading.check_submissions(course / "submitted", MATRIX, course))
+
+
 def test_hidden_test_filter_hides_code_and_tracebacks():
     cell = nbformat.v4.new_code_cell("# Tests: f (1 point)\nassert f(1) == 2\n### BEGIN HIDDEN TESTS\n"
                                      "assert f(21) == 42, 'f fails on another input'\n### END HIDDEN TESTS")

@@ -109,3 +109,31 @@ def test_live_plot_is_silent_outside_jupyter():
     plot = cu.LivePlot("x")
     assert not plot.enabled
     plot.update(cu.History())  # no error, nothing drawn
+
+
+def test_a_callback_returning_true_stops_training():
+    seen = []
+
+    def stop_when_accurate(epoch, history):
+        seen.append(epoch)
+        return history.train_acc[-1] > 0.5
+
+    hist = cu.fit(_model(), _blobs(), epochs=50, lr=0.02, device="cpu", live_plot=False, progress=False,
+                  callbacks=[stop_when_accurate])
+    assert hist.epochs == len(seen) < 50
+
+
+def test_augmentation_follows_the_fit_seed():
+    X, y = cu.make_shapes10(64)
+    X = X.float() / 255
+
+    def run():
+        torch.manual_seed(0)
+        model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
+        return cu.fit(model, (X, y), epochs=2, augment="crop_flip", device="cpu", live_plot=False,
+                      progress=False, seed=5).train_loss
+
+    torch.manual_seed(123)
+    first = run()
+    torch.manual_seed(456)  # a different global state must not matter
+    assert run() == first
