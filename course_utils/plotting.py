@@ -34,7 +34,8 @@ def show_images(images: torch.Tensor | Sequence, labels: Sequence | torch.Tensor
         raise ValueError(f"{n} images but {len(labels)} labels.")
     ncols = max(1, min(ncols, n))
     nrows = (n + ncols - 1) // ncols
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + (0.4 if title else 0)),
+    row_height = size + (0.3 if labels is not None else 0.0)  # room for each row's titles
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, row_height * nrows + (0.4 if title else 0)),
                              squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
