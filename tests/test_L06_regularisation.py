@@ -6,6 +6,7 @@ independently of the notebook's own asserts. The remaining tests read the number
 """
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import matplotlib
@@ -23,8 +24,8 @@ from course_utils import fast_or_full  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "lectures/L06_generalisation_regularisation.ipynb"
-SCRATCH_NAMES = ("NOISE", "true_curve", "sample_points", "knn_regress", "bias_variance", "sgd_weight_decay_step",
-                 "dropout", "Dropout", "shift_images", "tta_probabilities")
+SCRATCH_NAMES = ("NOISE", "true_curve", "sample_points", "knn_regress", "bias_variance", "make_mlp", "EarlyStopping",
+                 "sgd_weight_decay_step", "dropout", "Dropout", "shift_images", "tta_probabilities")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -33,7 +34,7 @@ SCRATCH_NAMES = ("NOISE", "true_curve", "sample_points", "knn_regress", "bias_va
 @pytest.fixture(scope="module")
 def scratch() -> dict:
     nb = nbformat.read(ROOT / NOTEBOOK, as_version=4)
-    namespace: dict = {"torch": torch, "np": np, "nn": nn, "F": F}
+    namespace: dict = {"torch": torch, "np": np, "nn": nn, "F": F, "copy": copy}
     tagged = [c for c in nb.cells if "scratch" in c.metadata.get("tags", [])]
     assert tagged, "no cells tagged 'scratch' in the L6 notebook"
     for cell in tagged:
@@ -53,6 +54,55 @@ def _small_mlp(seed: int) -> nn.Module:
     net = nn.Sequential(nn.Linear(12, 16), nn.Tanh(), nn.Linear(16, 4)).double()
     net.unused = nn.Linear(3, 3).double()  # takes no part in the loss: its .grad stays None
     return net
+
+
+# ----------------------------------------------------------------------------------------------
+# Early stopping callback
+# ----------------------------------------------------------------------------------------------
+class _FakeHistory:
+    def __init__(self):
+        self.val_loss: list[float] = []
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_early_stopping_tracks_the_best_epoch_and_its_weights(scratch, stop):
+    model = nn.Linear(2, 1)
+    stopper = scratch["EarlyStopping"](model, patience=2, stop=stop)
+    history = _FakeHistory()
+    answers = []
+    for epoch, loss in enumerate([3.0, 2.0, 1.0, 1.5, 1.6, 0.5]):
+        with torch.no_grad():
+            model.weight.fill_(float(epoch))       # mark the weights with the epoch index
+        history.val_loss.append(loss)
+        answers.append(stopper(epoch, history))
+        if epoch == 4:
+            assert stopper.best_epoch == 3 and torch.all(stopper.best_state["weight"] == 2.0)
+    assert answers == [False, False, False, False, stop, False]
+    assert stopper.stop_epoch == 5 and stopper.choice_at_stop == 3
+    assert stopper.best_epoch == 6 and stopper.best_loss == 0.5   # a later improvement is still recorded
+
+
+def test_early_stopping_really_stops_fit(scratch):
+    from course_utils import fit
+
+    gen = torch.Generator().manual_seed(0)
+    X, y = torch.randn(64, 1, 28, 28, generator=gen), torch.randint(0, 10, (64,), generator=gen)
+    Xv, yv = torch.randn(64, 1, 28, 28, generator=gen), torch.randint(0, 10, (64,), generator=gen)
+    torch.manual_seed(0)
+    model = scratch["make_mlp"](32)
+    stopper = scratch["EarlyStopping"](model, patience=1, stop=True)
+    history = fit(model, (X, y), val=(Xv, yv), epochs=30, lr=1e-2, batch_size=16, device="cpu",
+                  callbacks=[stopper], live_plot=False, progress=False)
+    assert stopper.stop_epoch is not None, "pure-noise labels should make the validation loss rise"
+    assert history.epochs == stopper.stop_epoch < 30
+
+
+def test_early_stopping_rejects_bad_input(scratch):
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="patience"):
+            scratch["EarlyStopping"](nn.Linear(2, 1), patience=bad)
+    with pytest.raises(ValueError, match="validation data"):
+        scratch["EarlyStopping"](nn.Linear(2, 1))(0, _FakeHistory())
 
 
 # ----------------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def test_filters_and_feature_maps_have_the_taught_shapes(r):
 def test_occluding_the_digit_hurts_more_than_occluding_the_empty_border(r):
     black = r["occlusion_mean_drop"]["black patch (0.0)"]
     grey = r["occlusion_mean_drop"]["grey patch (0.5)"]
-    assert r["occlusion_digits"] >= 30
+    assert r["occlusion_digits"] >= 20
     assert abs(black["empty"]) < 1e-3          # a black patch on black background changes no pixel
     assert black["digit"] > black["empty"] + 0.03
     assert black["digit"] > 0.03
