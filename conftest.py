@@ -50,7 +50,7 @@ def pytest_terminal_summary(terminalreporter):
     if not _notebook_seconds:
         return
     tr = terminalreporter
-    tr.section("notebook execution times (fast mode)")
+    tr.section(f"notebook execution times ({'fast' if os.environ.get('COURSE_FAST') == '1' else 'full'} mode)")
     for path, seconds in sorted(_notebook_seconds.items()):
         flag = "FAILED" if path in _notebook_failed else ("over budget" if seconds > NOTEBOOK_BUDGET_S else "ok")
         tr.write_line(f"{seconds:7.1f} s  {flag:11s}  {path}")

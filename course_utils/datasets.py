@@ -217,7 +217,8 @@ def _stratified_split(labels: np.ndarray, test_fraction: float, seed: int = 0) -
         k = int(round(len(idx) * test_fraction))
         test.append(idx[:k])
         train.append(idx[k:])
-    return {"train": np.sort(np.concatenate(train)), "test": np.sort(np.concatenate(test))}
+    # shuffled (deterministically), like the real data sets: never ordered by class
+    return {"train": rng.permutation(np.concatenate(train)), "test": rng.permutation(np.concatenate(test))}
 
 
 def _mnist_subset(split: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -35,6 +35,7 @@ def test_mnist_subset_is_a_stratified_real_split():
     test = cu.load_dataset("mnist", "test", verbose=False)
     assert (len(train), len(test)) == (4000, 1000)
     assert torch.bincount(test.labels).tolist() == [100] * 10
+    assert len(set(test.labels[:50].tolist())) >= 8  # shuffled, not sorted by class
     # no image appears in both splits
     seen = {bytes(x.numpy()) for x in train.images}
     assert not any(bytes(x.numpy()) in seen for x in test.images)
