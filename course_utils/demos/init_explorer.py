@@ -21,10 +21,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.artist import Artist
+from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
 from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
+from matplotlib.transforms import Bbox
 
 __all__ = ["ACTIVATIONS", "SCHEMES", "SHAPES", "InitExplorer", "Propagation", "benchmark_redraw",
            "init_std", "layer_histograms", "layer_widths", "propagate"]
@@ -203,12 +205,86 @@ def layer_histograms(values: list[torch.Tensor], lo: float, hi: float) -> np.nda
         raise ValueError(f"The histogram range needs lo < hi, got lo={lo}, hi={hi}.")
     if not values:
         raise ValueError("layer_histograms needs a non-empty list of tensors (one per layer).")
+    # Leaving the zeros out by boolean indexing copies every tensor; it is cheaper to histogram
+    # everything and take the zeros back out of the one bin that histc puts 0 into (same counts).
+    zero_bin = torch.histc(torch.zeros(1).clamp(lo, hi), bins=BINS, min=lo, max=hi)
     cols = []
     for v in values:
-        v = v[v != 0]
         counts = torch.histc(v.clamp(lo, hi), bins=BINS, min=lo, max=hi) if v.numel() else torch.zeros(BINS)
-        cols.append(counts / counts.max().clamp_min(1))
-    return torch.stack(cols, dim=1).numpy()
+        cols.append(counts - (v == 0).sum() * zero_bin)
+    counts = torch.stack(cols, dim=1)
+    return (counts / counts.amax(dim=0).clamp_min(1)).numpy()
+
+
+class _StaticTextLayer(Artist):
+    """Text that never changes (panel titles, axis labels, the legend), rasterised once and pasted.
+
+    Glyph layout and rendering are most of the cost of an Agg redraw. These artists are hidden
+    from their usual parents and drawn by this layer instead, above the axes: on an Agg renderer
+    of a size, dpi and figure placement seen before, it pastes the pixels it rendered the first
+    time (the same artists, drawn on a transparent buffer, so lines behind the legend still show
+    through its frame as before); on any other renderer (PDF, SVG, a new size) it draws them afresh.
+    """
+
+    def __init__(self, artists) -> None:
+        super().__init__()
+        self._artists = list(artists)
+        for artist in self._artists:
+            artist.set_visible(False)
+        self._cache: dict[tuple, list] = {}
+        self.set_zorder(10)  # after the axes (zorder 0)
+
+    def _draw_artists(self, renderer) -> None:
+        for artist in self._artists:
+            artist.set_visible(True)
+            try:
+                artist.draw(renderer)
+            finally:
+                artist.set_visible(False)
+
+    def get_tightbbox(self, renderer=None):
+        """The union of the cached artists' boxes (so that bbox_inches="tight" keeps them)."""
+        boxes = []
+        for artist in self._artists:
+            artist.set_visible(True)
+            try:
+                box = artist.get_tightbbox(renderer)
+            finally:
+                artist.set_visible(False)
+            if box is not None and box.width and box.height:
+                boxes.append(box)
+        return Bbox.union(boxes) if boxes else None
+
+    def draw(self, renderer) -> None:
+        if not self.get_visible():
+            return
+        if not isinstance(renderer, RendererAgg):
+            self._draw_artists(renderer)
+            return
+        width, height = int(renderer.width), int(renderer.height)
+        # where the figure lies on this canvas (savefig(bbox_inches="tight") crops and shifts it)
+        corners = self.figure.transFigure.transform([(0, 0), (1, 1)]).round(2)
+        key = (width, height, renderer.dpi, tuple(corners.ravel()))
+        if key not in self._cache:
+            layer = RendererAgg(width, height, renderer.dpi)
+            self._draw_artists(layer)
+            pixels = np.asarray(layer.buffer_rgba())
+            patches = []
+            for artist in self._artists:
+                artist.set_visible(True)
+                try:
+                    box = artist.get_window_extent(layer)
+                finally:
+                    artist.set_visible(False)
+                x0, y0 = max(int(box.x0) - 2, 0), max(int(box.y0) - 2, 0)
+                x1, y1 = min(int(math.ceil(box.x1)) + 2, width), min(int(math.ceil(box.y1)) + 2, height)
+                if x1 > x0 and y1 > y0:  # the buffer's rows run top-down, draw_image wants them bottom-up
+                    patches.append((x0, y0, pixels[height - y1:height - y0, x0:x1][::-1].copy()))
+            self._cache[key] = patches
+        gc = renderer.new_gc()
+        for x0, y0, patch in self._cache[key]:
+            renderer.draw_image(gc, x0, y0, patch)
+        gc.restore()
 
 
 class InitExplorer:
@@ -254,8 +330,13 @@ class InitExplorer:
         for axis in (self.ax_act, self.ax_grad):
             axis.yaxis.set_major_locator(MaxNLocator(4))
         self.fig.subplots_adjust(left=0.07, right=0.99, bottom=0.14, top=0.84, wspace=0.25)
-        self.fig.text(0.5, 0.02, "layer", ha="center", fontsize=10)   # one x label for all three panels
+        x_label = self.fig.text(0.5, 0.02, "layer", ha="center", fontsize=10)  # one x label for all panels
         self._suptitle = self.fig.suptitle("", fontsize=10)
+        # Static text (fixed positions, see above) is rasterised once; the dynamic titles, ticks and
+        # tick labels are drawn afresh on every redraw.
+        static = [self.ax_act.title, self.ax_grad.title, self.ax_std.yaxis.label, self.ax_act.yaxis.label,
+                  self.ax_std.get_legend(), x_label]
+        self.fig.add_artist(_StaticTextLayer(static))
 
     def update(self, *, depth: int, width: int, activation: str, scheme: str, shape: str = "constant") -> Propagation:
         """Recompute the forward and backward pass for new settings (no drawing)."""

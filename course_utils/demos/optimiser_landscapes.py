@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import LogNorm
+from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
 
 OPTIMISER_NAMES = ("GD", "momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam")
 COLORS = {"GD": "#1f77b4", "momentum": "#ff7f0e", "Nesterov": "#2ca02c", "AdaGrad": "#9467bd",
@@ -430,6 +431,7 @@ def compare_grid(landscapes: Sequence[Landscape | str] | None = None,
 # The widget
 # --------------------------------------------------------------------------------------------
 ALL = "all (their default lr)"
+PATH_ZORDER = 2.2
 
 
 class LandscapeExplorer:
@@ -446,17 +448,79 @@ class LandscapeExplorer:
                                                               gridspec_kw={"width_ratios": [1.15, 1]})
         plt.close(self.fig)
         self._backgrounds: dict[str, list] = {}
-        self._path_lines = {n: self.ax_path.plot([], [], ".-", color=COLORS[n], lw=1.3, ms=3, label=n)[0]
-                            for n in OPTIMISER_NAMES}
+        # zorder: above the contour lines (2), below the spines / axes (2.5) and the markers (5)
+        self._path_lines = {n: self.ax_path.plot([], [], ".-", color=COLORS[n], lw=1.3, ms=3, label=n,
+                                                 zorder=PATH_ZORDER)[0] for n in OPTIMISER_NAMES}
         self._loss_lines = {n: self.ax_loss.semilogy([1], [1], color=COLORS[n], lw=1.5, label=n)[0]
                             for n in OPTIMISER_NAMES}
         self.ax_loss.set_xlabel("step")
         self.ax_loss.set_ylabel("f - f_min")
         self.ax_loss.grid(alpha=0.3)
+        # Fewer ticks than matplotlib's default: every tick label is a text to lay out and rasterise
+        # at each redraw, which is most of a redraw's cost.
+        self.ax_path.xaxis.set_major_locator(MaxNLocator(6))
+        self.ax_path.yaxis.set_major_locator(MaxNLocator(5))
+        self.ax_loss.xaxis.set_major_locator(MaxNLocator(5, integer=True))
+        self._minor_log = LogLocator(subs="auto")
         self.legend = self.ax_loss.legend(fontsize=7, loc="lower left", framealpha=0.8)
+        self._legend_labels: tuple[str, ...] | None = None
+        # The contour panel's static part (contours, markers, spines, ticks, axis labels) is rasterised
+        # once per landscape and figure geometry, then pasted back at each redraw (see _draw_path_axes).
+        self._static_cache: dict[tuple, object] = {}  # blitting: static pixels by figure geometry
+        self.ax_path.draw = self._draw_path_axes
         self.runs: dict[str, Trajectory] = {}
         self.update(landscape, optimiser, lr, steps)
         self.fig.tight_layout()
+
+    def _live_path_artists(self) -> list:
+        """The contour panel's artists drawn at every redraw, in drawing order: the paths and all that lies
+        above them (spines, title, start / minimum markers). The rest (patch, contours, axes) is cached."""
+        ax = self.ax_path
+        dynamic = list(self._path_lines.values()) + [ax.title, ax._left_title, ax._right_title]
+        live = [a for a in ax.get_children() if a is not ax.patch and a is not ax.xaxis and a is not ax.yaxis
+                and (a.get_zorder() > PATH_ZORDER or any(a is d for d in dynamic))]
+        return sorted(live, key=lambda a: a.get_zorder())
+
+    def _draw_path_axes(self, renderer) -> None:
+        """Draw the contour panel: the cached static pixels (blitted), then the live artists.
+
+        The first draw for a landscape (and figure size / dpi) draws the static part normally and keeps
+        its pixels (``copy_from_bbox``); later draws restore them (``restore_region``) and draw only the
+        paths and what lies above them, which gives the same image as a full draw.
+        """
+        ax = self.ax_path
+        if not hasattr(renderer, "copy_from_bbox") or "draw_path" in vars(renderer) or not ax.get_visible():
+            type(ax).draw(ax, renderer)  # not Agg (pdf, svg), or a dry run to measure sizes: no cache
+            return
+        titles = (ax.title, ax._left_title, ax._right_title)
+        live_all = self._live_path_artists()
+        live = [a for a in live_all if a.get_visible()]
+        static = [a for a in ax.get_children() if not any(a is b for b in live_all)]
+        key = (renderer.width, renderer.height, renderer.dpi, tuple(ax.bbox.bounds), tuple(ax.viewLim.bounds),
+               tuple(id(a) for a in static if a.get_visible()))
+        region = self._static_cache.get(key)
+        if region is None:
+            for a in live:
+                a.set_visible(False)
+            try:
+                type(ax).draw(ax, renderer)
+                bbox = ax.get_tightbbox(renderer).padded(3)
+                bbox = type(bbox).intersection(bbox, self.fig.bbox) or self.fig.bbox
+                if len(self._static_cache) > 16:
+                    self._static_cache.clear()
+                pixels = renderer.copy_from_bbox(bbox)
+            finally:
+                for a in live:
+                    a.set_visible(True)
+            # the titles' positions depend only on the static layout (no ticks or labels on top)
+            ax._update_title_position(renderer)
+            self._static_cache[key] = pixels, [t.get_position() for t in titles]
+        else:
+            renderer.restore_region(region[0])
+            for t, xy in zip(titles, region[1]):
+                t.set_position(xy)
+        for a in live:
+            a.draw(renderer)
 
     def _show_background(self, name: str) -> None:
         if name not in self._backgrounds:
@@ -497,11 +561,16 @@ class LandscapeExplorer:
                 lo, hi = min(lo, gaps.min()), max(hi, gaps.max())
         self.ax_loss.set_xlim(0, max(steps, 1))
         if hi > 0:
-            self.ax_loss.set_ylim(max(lo / 2, 1e-12), hi * 2)
+            y0, y1 = max(lo / 2, 1e-12), hi * 2
+            self.ax_loss.set_ylim(y0, y1)
+            # unlabelled minor ticks only help when the loss spans few decades (then some are labelled)
+            self.ax_loss.yaxis.set_minor_locator(self._minor_log if y1 / y0 < 1e3 else NullLocator())
         shown = [self._path_lines[n] for n in names]
-        self.legend.remove()
-        self.legend = self.ax_loss.legend(shown, [h.get_label() for h in shown], fontsize=7, loc="lower left",
-                                          framealpha=0.8)
+        labels = tuple(h.get_label() for h in shown)
+        if labels != self._legend_labels:  # rebuild the legend only when its entries change
+            self.legend.remove()
+            self.legend = self.ax_loss.legend(shown, list(labels), fontsize=7, loc="lower left", framealpha=0.8)
+            self._legend_labels = labels
         if optimiser == ALL:
             title = f"{landscape}: all optimisers, {steps} steps"
         else:
@@ -568,8 +637,9 @@ def benchmark_redraw(repeats: int = 7) -> float:
     from ..widgets import render, time_call
 
     explorer = LandscapeExplorer()
-    for name in explorer.landscapes:  # draw every background once (what the first visit costs)
+    for name in explorer.landscapes:  # show every landscape once (its first visit draws and caches the background)
         explorer.update(name, "GD")
+        render(explorer.draw())
     settings = [("ill-conditioned quadratic", "GD", 0.02, 60), ("ill-conditioned quadratic", "GD", 0.02, 120),
                 ("ill-conditioned quadratic", "Adam", None, 120), ("Rosenbrock", "Adam", None, None),
                 ("Rosenbrock", "Adam", 0.05, None), ("Rosenbrock", "Adam", 0.05, 1000),
