@@ -9,10 +9,7 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -88,3 +85,23 @@ def notebook_records():
             return load_records(key)
 
     return get
+
+
+def load_scratch_cells(relative_path: str, required: tuple[str, ...] = (), preload: dict | None = None) -> dict:
+    """Execute a notebook's cells tagged ``scratch`` (its from-scratch code) and return their namespace.
+
+    Tests use it to check the exact code a student reads against PyTorch, without running the whole
+    notebook. ``preload`` holds the imports those cells expect; ``required`` names that must be defined.
+    """
+    import nbformat
+
+    path = ROOT / relative_path
+    nb = nbformat.read(path, as_version=4)
+    namespace: dict = dict(preload or {})
+    tagged = [c for c in nb.cells if "scratch" in c.metadata.get("tags", [])]
+    assert tagged, f"no cells tagged 'scratch' in {relative_path}"
+    for cell in tagged:
+        exec(compile(cell.source, f"<{relative_path} scratch cell>", "exec"), namespace)
+    missing = [name for name in required if name not in namespace]
+    assert not missing, f"{relative_path} no longer defines {missing}"
+    return namespace

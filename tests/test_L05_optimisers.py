@@ -12,9 +12,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import nbformat  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from conftest import load_scratch_cells  # noqa: E402
 import torch  # noqa: E402
 from torch.optim import lr_scheduler  # noqa: E402
 
@@ -30,15 +30,7 @@ STEPS = 200
 # ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def scratch() -> dict:
-    nb = nbformat.read(ROOT / NOTEBOOK, as_version=4)
-    namespace: dict = {"torch": torch, "np": np, "math": math}
-    tagged = [c for c in nb.cells if "scratch" in c.metadata.get("tags", [])]
-    assert tagged, "no cells tagged 'scratch' in the L5 notebook"
-    for cell in tagged:
-        exec(compile(cell.source, f"<{NOTEBOOK} scratch cell>", "exec"), namespace)
-    for name in ("GD", "Momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam", "AdamW"):
-        assert name in namespace, f"the notebook no longer defines {name}"
-    return namespace
+    return load_scratch_cells(NOTEBOOK, required=("GD", "Momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam", "AdamW"), preload={"torch": torch, "np": np, "math": math})
 
 
 def _problem(seed: int):

@@ -16,6 +16,7 @@ matplotlib.use("Agg")
 import nbformat  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from conftest import load_scratch_cells  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
@@ -33,15 +34,7 @@ SCRATCH_NAMES = ("NOISE", "true_curve", "sample_points", "knn_regress", "bias_va
 # ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def scratch() -> dict:
-    nb = nbformat.read(ROOT / NOTEBOOK, as_version=4)
-    namespace: dict = {"torch": torch, "np": np, "nn": nn, "F": F, "copy": copy}
-    tagged = [c for c in nb.cells if "scratch" in c.metadata.get("tags", [])]
-    assert tagged, "no cells tagged 'scratch' in the L6 notebook"
-    for cell in tagged:
-        exec(compile(cell.source, f"<{NOTEBOOK} scratch cell>", "exec"), namespace)
-    missing = [name for name in SCRATCH_NAMES if name not in namespace]
-    assert not missing, f"the notebook no longer defines {missing}"
-    return namespace
+    return load_scratch_cells(NOTEBOOK, required=SCRATCH_NAMES, preload={"torch": torch, "np": np, "nn": nn, "F": F, "copy": copy})
 
 
 @pytest.fixture(scope="module")

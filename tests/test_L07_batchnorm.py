@@ -16,9 +16,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import nbformat  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+from conftest import load_scratch_cells  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
@@ -35,15 +35,7 @@ NAMES = ("batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt", "s
 # ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bn() -> dict:
-    nb = nbformat.read(ROOT / NOTEBOOK, as_version=4)
-    namespace: dict = {"np": np, "torch": torch, "nn": nn, "copy": copy, "math": math}
-    tagged = [c for c in nb.cells if "scratch" in c.metadata.get("tags", [])]
-    assert tagged, "no cells tagged 'scratch' in the L7 notebook"
-    for cell in tagged:
-        exec(compile(cell.source, f"<{NOTEBOOK} scratch cell>", "exec"), namespace)
-    missing = [n for n in NAMES if n not in namespace]
-    assert not missing, f"the notebook no longer defines {missing}"
-    return namespace
+    return load_scratch_cells(NOTEBOOK, required=NAMES, preload={"np": np, "torch": torch, "nn": nn, "copy": copy, "math": math})
 
 
 def _torch_bn(cls, gamma, beta, eps, momentum):

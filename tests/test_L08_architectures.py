@@ -15,8 +15,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import nbformat
 import pytest
+
+from conftest import load_scratch_cells
 import torch
 import torchvision
 from torch import nn
@@ -51,15 +52,7 @@ def build(name: str) -> nn.Module:
 
 @pytest.fixture(scope="module")
 def l8() -> dict:
-    nb = nbformat.read(ROOT / NOTEBOOK, as_version=4)
-    namespace: dict = {"math": math, "torch": torch, "nn": nn}
-    tagged = [c for c in nb.cells if "scratch" in c.metadata.get("tags", [])]
-    assert tagged, "no cells tagged 'scratch' in the L8 notebook"
-    for cell in tagged:
-        exec(compile(cell.source, f"<{NOTEBOOK} scratch cell>", "exec"), namespace)
-    missing = [n for n in NAMES if n not in namespace]
-    assert not missing, f"the notebook no longer defines {missing}"
-    return namespace
+    return load_scratch_cells(NOTEBOOK, required=tuple(NAMES), preload={"math": math, "torch": torch, "nn": nn})
 
 
 # ----------------------------------------------------------------------------------------------

@@ -14,9 +14,10 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-import nbformat
 import numpy as np
 import pytest
+
+from conftest import load_scratch_cells
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -116,15 +117,7 @@ def test_the_stand_in_is_labelled(r):
 # ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def scratch() -> dict:
-    nb = nbformat.read(ROOT / NB, as_version=4)
-    namespace: dict = {"torch": torch, "nn": nn, "F": F, "np": np, "itertools": itertools}
-    tagged = [c for c in nb.cells if "scratch" in c.metadata.get("tags", [])]
-    assert tagged, "no cells tagged 'scratch' in the L10 notebook"
-    for cell in tagged:
-        exec(compile(cell.source, f"<{NB} scratch cell>", "exec"), namespace)
-    for name in ("occlusion_map", "saliency_map", "loss_gradient", "fgsm"):
-        assert name in namespace, f"the notebook no longer defines {name}"
-    return namespace
+    return load_scratch_cells(NB, required=("occlusion_map", "saliency_map", "loss_gradient", "fgsm"), preload={"torch": torch, "nn": nn, "F": F, "np": np, "itertools": itertools})
 
 
 @pytest.fixture(scope="module")
