@@ -13,7 +13,7 @@ from .plotting import plot_decision_regions, plot_history, save_figure, show_ima
 from .records import load_records, record, set_notebook
 from .standins import SHAPES10_CLASSES, make_shapes10, make_street_digits, make_toy_2d
 from .training import Accumulator, History, LivePlot, Timer, evaluate, fit, in_notebook
-from .widgets import render, time_call
+from .widgets import one_thread, render, time_call
 
 __version__ = "0.1.0"
 
@@ -22,7 +22,7 @@ __all__ = [
     "History", "ImageData", "LivePlot", "SHAPES10_CLASSES", "Timer", "data_dir",
     "describe_device", "evaluate", "fast_or_full", "fit", "get_device", "in_notebook", "is_fast_mode",
     "is_offline", "load_dataset", "load_records", "make_shapes10", "make_street_digits",
-    "make_toy_2d", "mode_summary", "numerical_gradient", "numerical_gradient_array", "plot_decision_regions",
+    "make_toy_2d", "mode_summary", "numerical_gradient", "numerical_gradient_array", "one_thread", "plot_decision_regions",
     "plot_history", "record", "relative_error", "render", "save_figure", "seed_everything", "set_notebook",
     "show_images", "time_call", "train_val_split",
 ]

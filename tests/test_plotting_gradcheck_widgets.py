@@ -107,3 +107,16 @@ def test_make_mlp_and_playground_errors():
         make_mlp(2, 2, -1, 4, "relu")
     with pytest.raises(ValueError, match="Unknown toy data set"):
         Playground(dataset="iris")
+
+
+def test_one_thread_restores_the_previous_setting():
+    import torch
+
+    before = torch.get_num_threads()
+    with cu.one_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError):
+        with cu.one_thread():
+            raise RuntimeError("boom")
+    assert torch.get_num_threads() == before

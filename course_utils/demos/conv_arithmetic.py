@@ -47,6 +47,12 @@ def _check_int(name: str, value, minimum: int) -> int:
     return int(value)
 
 
+def _check_conv_args(n, f, p, s, d) -> tuple[int, int, int, int, int]:
+    """Validate the five conv hyper-parameters (sizes >= 1, padding >= 0) and return them as ints."""
+    return (_check_int("n (input size)", n, 1), _check_int("f (filter size)", f, 1), _check_int("p (padding)", p, 0),
+            _check_int("s (stride)", s, 1), _check_int("d (dilation)", d, 1))
+
+
 def effective_kernel_size(f: int, d: int = 1) -> int:
     """Span of an ``f``-tap kernel with dilation ``d``: ``d * (f - 1) + 1`` cells (holes included)."""
     f = _check_int("f (filter size)", f, 1)
@@ -70,11 +76,7 @@ def fit_explanation(n: int, f: int, p: int = 0, s: int = 1, d: int = 1) -> str |
 
     The sentence names the arithmetic that fails and suggests paddings or strides that fit.
     """
-    n = _check_int("n (input size)", n, 1)
-    f = _check_int("f (filter size)", f, 1)
-    p = _check_int("p (padding)", p, 0)
-    s = _check_int("s (stride)", s, 1)
-    d = _check_int("d (dilation)", d, 1)
+    n, f, p, s, d = _check_conv_args(n, f, p, s, d)
     k = effective_kernel_size(f, d)
     span = f"{f}x{f} window" if d == 1 else f"{f}x{f} window with dilation {d} (it spans {k}x{k} cells)"
     if k > n + 2 * p:
@@ -110,11 +112,7 @@ def conv_output_size(n: int, f: int, p: int = 0, s: int = 1, d: int = 1, ceil_mo
     * ``ceil_mode=True``: round up like ``nn.MaxPool2d(..., ceil_mode=True)``; a last, partial window
       is kept as long as it starts inside the input or the left padding (PyTorch's rule).
     """
-    n = _check_int("n (input size)", n, 1)
-    f = _check_int("f (filter size)", f, 1)
-    p = _check_int("p (padding)", p, 0)
-    s = _check_int("s (stride)", s, 1)
-    d = _check_int("d (dilation)", d, 1)
+    n, f, p, s, d = _check_conv_args(n, f, p, s, d)
     k = effective_kernel_size(f, d)
     if k > n + 2 * p:
         raise ValueError(fit_explanation(n, f, p, s, d))
@@ -135,11 +133,7 @@ def conv_transpose_output_size(n: int, f: int, p: int = 0, s: int = 1, d: int = 
     It inverts :func:`conv_output_size` shape-wise; ``output_padding`` (``< s`` or ``< d``) picks
     one of the several input sizes that a strided convolution maps to the same output size.
     """
-    n = _check_int("n (input size)", n, 1)
-    f = _check_int("f (filter size)", f, 1)
-    p = _check_int("p (padding)", p, 0)
-    s = _check_int("s (stride)", s, 1)
-    d = _check_int("d (dilation)", d, 1)
+    n, f, p, s, d = _check_conv_args(n, f, p, s, d)
     output_padding = _check_int("output_padding", output_padding, 0)
     if output_padding >= max(s, d):
         raise ValueError(f"output_padding must be smaller than the stride or the dilation "

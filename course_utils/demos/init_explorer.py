@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import io
 import math
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +26,8 @@ from matplotlib.colors import PowerNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
 from matplotlib.transforms import Bbox
+
+from ..widgets import one_thread
 
 __all__ = ["ACTIVATIONS", "SCHEMES", "SHAPES", "InitExplorer", "Propagation", "benchmark_redraw",
            "init_std", "layer_histograms", "layer_widths", "propagate"]
@@ -133,16 +134,6 @@ _ACT = {
 }
 
 
-@contextmanager
-def _one_thread():
-    """Run small tensor ops on one thread: at widget sizes, thread start-up and contention for the
-    CPU cost far more than they save (10-100x slower on a busy 2-core machine)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 def _run(bank: _RandomBank, depth: int, widths: list[int], activation: str, scheme: str) -> Propagation:
@@ -191,7 +182,7 @@ def propagate(depth: int = 10, width: int = 256, activation: str = "tanh", schem
     if not isinstance(batch, int) or batch < 2:
         raise ValueError(f"batch must be an integer >= 2 (a std needs two samples), got {batch!r}.")
     bank = _RandomBank(depth, max(widths), batch, seed)
-    with _one_thread():
+    with one_thread():
         return _run(bank, depth, widths, activation, scheme)
 
 
@@ -344,7 +335,7 @@ class InitExplorer:
         _check_choice("init scheme", scheme, SCHEMES)
         widths = layer_widths(depth, width, shape)
         self.params = dict(depth=depth, width=width, activation=activation, scheme=scheme, shape=shape)
-        with _one_thread():
+        with one_thread():
             self.result = _run(self._bank, depth, widths, activation, scheme)
         return self.result
 
@@ -361,7 +352,7 @@ class InitExplorer:
         r = self.result
         depth = len(r.activations)
         layers = np.arange(1, depth + 1)
-        with _one_thread():
+        with one_thread():
             act_std = np.maximum(np.array(r.act_std), 1e-30)
             grad_std = np.maximum(np.array(r.grad_std), 1e-30)
             (a_lo, a_hi), (g_lo, g_hi) = self._ranges()

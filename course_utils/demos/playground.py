@@ -12,7 +12,6 @@ changes (the loss axis needs new limits, or the data needs a different view).
 """
 from __future__ import annotations
 
-import contextlib
 import io
 import math
 
@@ -24,6 +23,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ..standins import make_toy_2d
+from ..widgets import one_thread
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU,
@@ -33,16 +33,6 @@ TOY_DATASETS = ("xor", "circles", "moons", "spirals")
 _NICE_STEPS = (100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000)
 
 
-@contextlib.contextmanager
-def _one_thread():
-    """Run tiny models on one CPU thread: for a few hundred points, coordinating several threads
-    costs far more than the arithmetic (on a busy 2-core machine, 10-30x slower per step)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def make_mlp(in_features: int, out_features: int, depth: int, width: int, activation: str) -> nn.Sequential:
@@ -141,7 +131,7 @@ class Playground:
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
             raise ValueError(f"steps must be a non-negative int, got {steps!r}.")
         loss_fn = nn.CrossEntropyLoss()
-        with _one_thread():
+        with one_thread():
             for _ in range(steps):
                 loss = loss_fn(self.model(self.X), self.y)
                 self.optimizer.zero_grad()
@@ -153,7 +143,7 @@ class Playground:
     @torch.no_grad()
     def accuracy(self) -> float:
         """Fraction of the training points the current model classifies correctly."""
-        with _one_thread():
+        with one_thread():
             return float((self.model(self.X).argmax(1) == self.y).float().mean())
 
     # ------------------------------------------------------------------ drawing
@@ -189,7 +179,7 @@ class Playground:
 
     @torch.no_grad()
     def _update_artists(self) -> None:
-        with _one_thread():
+        with one_thread():
             probs = torch.softmax(self.model(self._grid), dim=1).numpy()
         r = self.resolution
         if probs.shape[1] == 2:   # diverging colours: white-ish where the model is unsure (p = 0.5)
