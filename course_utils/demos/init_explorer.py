@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import io
 import math
+from contextlib import contextmanager
+from typing import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -207,6 +209,16 @@ def layer_histograms(values: list[torch.Tensor], lo: float, hi: float) -> np.nda
     return (counts / counts.amax(dim=0).clamp_min(1)).numpy()
 
 
+@contextmanager
+def _shown(artist: Artist) -> Iterator[None]:
+    """Make a normally hidden artist visible for the duration of the block."""
+    artist.set_visible(True)
+    try:
+        yield
+    finally:
+        artist.set_visible(False)
+
+
 class _StaticTextLayer(Artist):
     """Text that never changes (panel titles, axis labels, the legend), rasterised once and pasted.
 
@@ -227,21 +239,15 @@ class _StaticTextLayer(Artist):
 
     def _draw_artists(self, renderer) -> None:
         for artist in self._artists:
-            artist.set_visible(True)
-            try:
+            with _shown(artist):
                 artist.draw(renderer)
-            finally:
-                artist.set_visible(False)
 
     def get_tightbbox(self, renderer=None):
         """The union of the cached artists' boxes (so that bbox_inches="tight" keeps them)."""
         boxes = []
         for artist in self._artists:
-            artist.set_visible(True)
-            try:
+            with _shown(artist):
                 box = artist.get_tightbbox(renderer)
-            finally:
-                artist.set_visible(False)
             if box is not None and box.width and box.height:
                 boxes.append(box)
         return Bbox.union(boxes) if boxes else None
@@ -262,11 +268,8 @@ class _StaticTextLayer(Artist):
             pixels = np.asarray(layer.buffer_rgba())
             patches = []
             for artist in self._artists:
-                artist.set_visible(True)
-                try:
+                with _shown(artist):
                     box = artist.get_window_extent(layer)
-                finally:
-                    artist.set_visible(False)
                 x0, y0 = max(int(box.x0) - 2, 0), max(int(box.y0) - 2, 0)
                 x1, y1 = min(int(math.ceil(box.x1)) + 2, width), min(int(math.ceil(box.y1)) + 2, height)
                 if x1 > x0 and y1 > y0:  # the buffer's rows run top-down, draw_image wants them bottom-up
