@@ -369,6 +369,15 @@ def test_records_bias_correction(r):
     assert r["adam_first_step_over_lr"] == pytest.approx([1.0, 1.0, 1.0], abs=1e-4)
 
 
+def test_records_uncorrected_adam_steps_are_too_large(r):
+    """The lecture teaches that dropping the bias correction makes Adam's early steps too LARGE (Kingma & Ba, s. 3)."""
+    ratio = r["adam_uncorrected_step_ratio"]
+    assert ratio["t=1"] == pytest.approx(0.1 / math.sqrt(0.001), rel=1e-9)       # 3.16
+    assert 6.4 < ratio["peak"] < 6.8 and 10 <= ratio["peak_t"] <= 14           # about 6.6 near t = 12
+    assert ratio["t=100"] == pytest.approx((1 - 0.9 ** 100) / math.sqrt(1 - 0.999 ** 100), rel=1e-9)
+    assert min(ratio["t=1"], ratio["t=100"], ratio["t=300"]) > 1                # too large, never too small
+
+
 def test_records_minibatch_sgd(r):
     after = r["linreg_loss_after_one_epoch"]
     assert after["batch 10"] < after["batch 100"] < after["batch 1000"]
