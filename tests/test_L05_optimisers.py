@@ -369,6 +369,14 @@ def test_records_bias_correction(r):
     assert r["adam_first_step_over_lr"] == pytest.approx([1.0, 1.0, 1.0], abs=1e-4)
 
 
+def test_records_quadratic_ranking_matches_the_prose(r):
+    """Prose: AdaGrad and RMSProp beat momentum clearly on the aligned valley, Adam does not, Nesterov beats Adam."""
+    gain = r["quadratic_gain_over_momentum"]
+    assert gain["AdaGrad"] > 10 and gain["RMSProp"] > 10
+    assert gain["Adam"] < 10
+    assert gain["Nesterov"] > 10 * gain["Adam"]
+
+
 def test_records_uncorrected_adam_steps_are_too_large(r):
     """The lecture teaches that dropping the bias correction makes Adam's early steps too LARGE (Kingma & Ba, s. 3)."""
     ratio = r["adam_uncorrected_step_ratio"]
