@@ -13,7 +13,7 @@ from pathlib import Path
 
 import nbformat
 
-from tools import grading, release
+from tools import grading, markers, release
 
 ROOT = Path(__file__).resolve().parents[1]
 TOTAL_RE = re.compile(r"\*\*Total:\s*(\d+(?:\.\d+)?)\s*points?\*\*")
@@ -215,20 +215,9 @@ def os_cpu_count() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def hidden_lines(source_nb, min_length: int = 12) -> set[str]:
-    """Lines that occur only inside hidden test regions of an instructor notebook."""
-    inside, outside = set(), set()
-    for cell in source_nb.cells:
-        region = False
-        for line in cell.source.split("\n"):
-            text = line.strip()
-            if grading.BEGIN_HIDDEN in text:
-                region = True
-            elif grading.END_HIDDEN in text:
-                region = False
-            else:
-                (inside if region else outside).add(text)
-    return {line for line in inside - outside if len(line) >= min_length}
+def hidden_lines(source_nb, min_length: int = markers.MIN_SECRET_LENGTH) -> set[str]:
+    """Lines that occur only inside hidden test regions of an instructor notebook (tools.markers)."""
+    return markers.hidden_test_lines(source_nb, min_length=min_length)
 
 
 def html_text(path: Path) -> str:

@@ -24,6 +24,7 @@ import argparse
 import copy
 import csv
 import difflib
+import html
 import json
 import re
 import shutil
@@ -38,13 +39,15 @@ from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import GetGrades, NbGraderPreprocessor
 from traitlets import Integer, Unicode
 
+from tools.markers import BEGIN_HIDDEN, END_HIDDEN, SOLUTION_MARKERS, hidden_test_lines  # noqa: F401 (re-exported)
+from tools.markers import split_hidden as _split_hidden
+
 ROOT = Path(__file__).resolve().parents[1]
 CELL_TIMEOUT_S = 120          # per cell, while autograding (fast mode needs a few seconds per cell)
 MAX_OUTPUT_CHARS = 20_000     # per output, in the autograded notebook and in the feedback
-BEGIN_HIDDEN = "BEGIN HIDDEN TESTS"
-END_HIDDEN = "END HIDDEN TESTS"
-SOLUTION_MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN MARK SCHEME", "END MARK SCHEME")
 HIDDEN_NOTE = "# (hidden tests: the grader ran further checks here; they are not shown)"
+REDACTED_LINE = "[line removed by the grader: it showed hidden-test source]"
+REDACTED_OUTPUT = "[output removed by the grader: it showed hidden-test source]"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -86,25 +89,130 @@ def split_hidden(source: str, note: str = HIDDEN_NOTE) -> tuple[str, set[int]]:
     """Return (source without hidden test regions, 1-based line numbers that were hidden).
 
     Each region, markers included, is replaced by one comment line (indented like the marker).
+    Never raises: markers anywhere in a student cell are read as tools.markers.classify explains.
     """
-    kept, hidden, inside = [], set(), False
-    for number, line in enumerate(source.split("\n"), start=1):
-        if BEGIN_HIDDEN in line:
-            if inside:
-                raise ValueError("nested BEGIN HIDDEN TESTS")
-            inside = True
-            hidden.add(number)
-            kept.append(line[: len(line) - len(line.lstrip())] + note)
-        elif END_HIDDEN in line:
-            inside = False
-            hidden.add(number)
-        elif inside:
-            hidden.add(number)
-        else:
-            kept.append(line)
-    if inside:
-        raise ValueError("BEGIN HIDDEN TESTS without END HIDDEN TESTS")
-    return "\n".join(kept), hidden
+    return _split_hidden(source, note)
+
+
+# ------------------------------------------------------------------------------------------------
+# Hidden-test source in outputs (a cell that prints IPython's `In`, `_ih`, a traceback, ...)
+# ------------------------------------------------------------------------------------------------
+
+_ESCAPES = re.compile(r"\\(?:[nrtfv]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|['\"\\])")
+_WHITESPACE = re.compile(r"\s+")
+_SKIPPED_MIMES = ("image/", "application/pdf", "video/", "audio/")   # binary payloads (base64)
+
+
+def _unescape(match: re.Match) -> str:
+    code = match.group(0)[1:]
+    simple = {"n": "\n", "r": "\r", "t": "\t", "f": "\f", "v": "\v", "'": "'", '"': '"', "\\": "\\"}
+    if code in simple:
+        return simple[code]
+    try:
+        return chr(int(code[1:], 16))
+    except ValueError:
+        return match.group(0)
+
+
+def _canonical(text: str) -> str:
+    """What a secret looks like however it was printed: ANSI colours, HTML entities, repr() escapes
+    (a printed list of strings such as ``In``) and every whitespace character removed."""
+    text = html.unescape(_ANSI.sub("", text))
+    for _ in range(2):   # repr of a repr doubles the backslashes
+        text = _ESCAPES.sub(_unescape, text)
+    return _WHITESPACE.sub("", text)
+
+
+class SecretScanner:
+    """Finds and removes lines of hidden-test source in output text (defence in depth: the grader
+    should never let student code read hidden tests in the first place).
+
+    Matching is on :func:`_canonical` forms, so it survives re-indentation, ``print(*line)``, repr()
+    of lists of source strings, syntax-highlighted tracebacks and HTML escaping. It does not survive
+    deliberate encodings (base64, reversed text, text drawn into an image): see docs/grading-security.md.
+    """
+
+    def __init__(self, lines):
+        keys = {_canonical(line) for line in lines}
+        self.keys = sorted((k for k in keys if len(k) >= 8), key=len, reverse=True)
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+    def found(self, text: str) -> bool:
+        if not self.keys or not text:
+            return False
+        canon = _canonical(text)
+        return any(key in canon for key in self.keys)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every line that shows a secret replaced; the whole text replaced when a
+        secret is spread over several lines."""
+        if not self.found(text):
+            return text
+        lines = text.split("\n")
+        kept = [line[: len(line) - len(line.lstrip())] + REDACTED_LINE if self.found(line) else line for line in lines]
+        result = "\n".join(kept)
+        return REDACTED_OUTPUT if self.found(result) else result
+
+    def redact_json(self, value):
+        """Every string inside a JSON-like value (dicts, lists) redacted; returns the new value."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, list):
+            if value and all(isinstance(v, str) for v in value):   # a multi-line string stored as a list
+                joined = "".join(value)
+                redacted = self.redact(joined)
+                return value if redacted == joined else [redacted]
+            return [self.redact_json(v) for v in value]
+        if isinstance(value, dict):
+            return type(value)((k, self.redact_json(v)) for k, v in value.items())
+        return value
+
+    def redact_output(self, output) -> None:
+        """Redact one nbformat output in place: stream text, every text-like MIME type, error fields."""
+        kind = output.get("output_type")
+        if kind == "stream":
+            output["text"] = self.redact_json(output.get("text", ""))
+        elif kind in ("execute_result", "display_data", "update_display_data"):
+            data = output.get("data", {})
+            for mime in list(data):
+                if not mime.startswith(_SKIPPED_MIMES):
+                    data[mime] = self.redact_json(data[mime])
+            if "metadata" in output:
+                output["metadata"] = self.redact_json(output["metadata"])
+        elif kind == "error":
+            output["ename"] = self.redact(str(output.get("ename", "")))
+            output["evalue"] = self.redact(str(output.get("evalue", "")))
+            output["traceback"] = [self.redact(str(t)) for t in output.get("traceback", [])]
+        else:   # an unknown output type: keep it only if it shows nothing secret
+            for key in list(output):
+                if key != "output_type":
+                    output[key] = self.redact_json(output[key])
+
+
+def _instructor_cells(nb) -> dict:
+    """The cells of an autograded notebook that come from the instructor (locked test and read-only
+    cells, restored by nbgrader); student cells must not decide what counts as a secret."""
+    cells = []
+    for cell in nb.get("cells", []):
+        meta = cell.get("metadata", {}).get("nbgrader")
+        if isinstance(meta, dict) and meta.get("grade_id") and not meta.get("solution"):
+            cells.append(cell)
+    return {"cells": cells}
+
+
+def assignment_secrets(nb, resources: dict | None = None, root: Path = ROOT) -> set[str]:
+    """Hidden-test lines that must never reach feedback for ``nb``: those of its own (restored) test
+    cells, plus those of the instructor notebook solutions/<assignment>/<notebook>.ipynb if there."""
+    secrets = hidden_test_lines(_instructor_cells(nb))
+    info = (resources or {}).get("nbgrader", {})
+    assignment, notebook = info.get("assignment"), info.get("notebook")
+    if assignment and notebook:
+        source = root / "solutions" / assignment / f"{notebook}.ipynb"
+        if source.exists():
+            secrets |= hidden_test_lines(nbformat.read(source, as_version=4))
+    return secrets
 
 
 def _error_line(traceback: list[str]) -> int | None:
@@ -122,30 +230,50 @@ class HideHiddenTests(NbGraderPreprocessor):
     In every cell with a hidden test region the region is replaced by one comment line. Errors in such
     a cell keep only their type and message: a traceback would print the failing line and the lines
     around it. (Messages of hidden asserts must therefore not reveal the test; see docs/instructors.md.)
+    In every output of every cell (and in stored widget state), any line that shows a hidden-test line
+    of the assignment is removed (SecretScanner): a student cell printing IPython's ``In`` cannot carry
+    the hidden tests into the feedback. Markers anywhere in a student cell never make it fail.
     """
 
     max_output_chars = Integer(MAX_OUTPUT_CHARS, help="longest text output kept, in characters").tag(config=True)
     note = Unicode(HIDDEN_NOTE, help="comment that replaces each hidden test region").tag(config=True)
+    course_root = Unicode(str(ROOT), help="course folder whose solutions/ holds the hidden tests").tag(config=True)
+
+    _scanner: SecretScanner | None = None
+
+    def preprocess(self, nb, resources):
+        self._scanner = SecretScanner(assignment_secrets(nb, resources, Path(self.course_root)))
+        try:
+            widgets = nb.metadata.get("widgets")
+            if widgets:
+                nb.metadata["widgets"] = self._scanner.redact_json(widgets)
+            return super().preprocess(nb, resources)
+        finally:
+            self._scanner = None
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type != "code":
             return cell, resources
         _limit_outputs(cell, self.max_output_chars)
-        if BEGIN_HIDDEN not in cell.source:
-            return cell, resources
-        cell.source, hidden_lines = split_hidden(cell.source, self.note)
-        outputs = []
+        scanner = self._scanner
+        if scanner is None:   # called on a single cell (tests): its own hidden tests are the secrets
+            scanner = SecretScanner(hidden_test_lines({"cells": [cell]}))
+        if BEGIN_HIDDEN in cell.source:
+            cell.source, hidden_lines = split_hidden(cell.source, self.note)
+            outputs = []
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    line = _error_line(output.get("traceback", []))
+                    where = ("raised while the hidden tests ran" if line is None or line in hidden_lines
+                             else "raised by the visible part of this cell")
+                    message = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".rstrip(": ")
+                    output["traceback"] = [message, f"({where}; the traceback is not shown because this cell has hidden tests)"]
+                elif output.get("output_type") == "execute_result":
+                    continue  # could display a value computed by a hidden test
+                outputs.append(output)
+            cell.outputs = outputs
         for output in cell.get("outputs", []):
-            if output.get("output_type") == "error":
-                line = _error_line(output.get("traceback", []))
-                where = ("raised while the hidden tests ran" if line is None or line in hidden_lines
-                         else "raised by the visible part of this cell")
-                message = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".rstrip(": ")
-                output["traceback"] = [message, f"({where}; the traceback is not shown because this cell has hidden tests)"]
-            elif output.get("output_type") == "execute_result":
-                continue  # could display a value computed by a hidden test
-            outputs.append(output)
-        cell.outputs = outputs
+            scanner.redact_output(output)
         return cell, resources
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -24,10 +23,11 @@ from pathlib import Path
 
 import nbformat
 
+from tools import markers
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIR, RELEASE_DIR = "solutions", "assignments"
-MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
-           "BEGIN MARK SCHEME", "END MARK SCHEME")
+MARKERS = markers.MARKERS
 # Cell metadata that editors change without meaning anything (ignored when comparing releases).
 VOLATILE_CELL_METADATA = {"collapsed", "scrolled", "execution", "trusted", "colab", "id", "outputId", "jupyter"}
 # Files copied into a course folder used for scratch releases and grading runs.
@@ -80,24 +80,12 @@ def generate(assignments: list[str] | None = None, root: Path = ROOT, db: bool =
 # ------------------------------------------------------------------------------------------------
 
 def protected_lines(source_nb) -> set[str]:
-    """Lines that appear only inside solution or hidden-test regions of the instructor notebook."""
-    inside, outside = set(), set()
-    for cell in source_nb.cells:
-        region = False
-        for line in cell.source.split("\n"):
-            text = line.strip()
-            if re.search(r"BEGIN (SOLUTION|HIDDEN TESTS|MARK SCHEME)", text):
-                region = True
-            elif re.search(r"END (SOLUTION|HIDDEN TESTS|MARK SCHEME)", text):
-                region = False
-            elif region:
-                inside.add(text)
-            else:
-                outside.add(text)
-        if cell.metadata.get("nbgrader", {}).get("solution") and "BEGIN SOLUTION" not in cell.source:
-            inside.update(line.strip() for line in cell.source.split("\n"))  # whole cell is the solution
-    # short lines ("return out", "else:") legitimately occur in student copies too
-    return {line for line in inside - outside if len(line) >= 12 and not line.startswith("#")}
+    """Lines that appear only inside solution, hidden-test or mark-scheme regions of the instructor notebook.
+
+    (tools.markers.secret_lines; comment lines are left out: "# YOUR CODE HERE" and the like occur in
+    student copies too.)
+    """
+    return markers.secret_lines(source_nb, markers.ALL_KINDS, comments=False)
 
 
 def leaks(source_nb, student_nb) -> list[str]:
