@@ -22,9 +22,29 @@ def _name(requirement: str) -> str:
     return re.split(r"[<>=!~ \[;]", requirement.strip(), maxsplit=1)[0].lower()
 
 
-def _pyproject_requirements() -> list[str]:
+def _extra(name: str) -> list[str]:
+    """An extra's requirements, with the extras it names from this package (course-utils[lab,...]) expanded."""
     project = PYPROJECT["project"]
-    return project["dependencies"] + project["optional-dependencies"]["dev"]
+    requirements = []
+    for req in project["optional-dependencies"][name]:
+        if _name(req) == project["name"]:
+            for inner in re.search(r"\[(.*)\]", req).group(1).split(","):
+                requirements += _extra(inner.strip())
+        else:
+            requirements.append(req)
+    return requirements
+
+
+def _pyproject_requirements() -> list[str]:
+    return PYPROJECT["project"]["dependencies"] + _extra("dev")
+
+
+def test_students_get_jupyterlab_without_the_grading_tools():
+    student = {_name(r) for r in PYPROJECT["project"]["dependencies"] + _extra("lab")}
+    assert "jupyterlab" in student and "ipykernel" in student
+    assert not student & {"nbgrader", "nbval", "pytest", "playwright"}, student
+    assert "nbgrader" in {_name(r) for r in _extra("instructor")}
+    assert {_name(r) for r in _extra("lab") + _extra("instructor")} <= {_name(r) for r in _extra("dev")}
 
 
 def test_dependencies_are_lower_bounds_only():
