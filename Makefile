@@ -1,24 +1,58 @@
 # Two commands for a newcomer:   make lab   (set up and open the course)   make test   (run the tests)
+#
+# Students:     make lab             JupyterLab on your own copy of the course (my-work/), no grading tools
+# Instructors:  make setup           adds nbgrader and the test tools (the `dev` extra); then make lab-instructor,
+#               make release, make test; make test-latest checks the newest releases of every dependency.
+# make lab / lab-instructor options: PORT=8899 TOKEN=secret LAB_ARGS=--no-browser
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.course-installed
+# instructor / developer install: -e ".[dev]"; student install: -e ".[lab]" (no nbgrader)
+STAMP     := $(VENV)/.course-installed
+LAB_STAMP := $(VENV)/.course-lab-installed
+WORK   ?= my-work
+LATEST_VENV ?= .venv-latest
+FIRST_LECTURE := lectures/L00_learning_recipe.ipynb
 
-.PHONY: lab test setup lock release clean-venv
+PORT     ?=
+TOKEN    ?=
+LAB_ARGS ?=
+# Full mode and real downloads unless the caller exported COURSE_FAST / COURSE_OFFLINE: nothing here sets them.
+JUPYTER_LAB = $(VENV)/bin/jupyter lab \
+	$(if $(PORT),--ServerApp.port=$(PORT) --ServerApp.port_retries=0) \
+	$(if $(TOKEN),--IdentityProvider.token=$(TOKEN)) \
+	$(if $(filter 0,$(shell id -u)),--allow-root) \
+	--LabApp.default_url=/lab/tree/$(FIRST_LECTURE)
 
-lab: setup                           ## set up (first time: a few minutes) and open the course in JupyterLab
-	$(VENV)/bin/jupyter lab README.md lectures/L00_learning_recipe.ipynb
+.PHONY: lab lab-instructor test test-latest setup lab-setup lock release clean-venv
+
+# An environment that already has the instructor install keeps it (and keeps it up to date);
+# otherwise `make lab` installs only what students need.
+lab: $(if $(wildcard $(STAMP)),$(STAMP),$(LAB_STAMP))  ## set up (first time: a few minutes), copy the course into my-work/ and open it
+	$(PY) -m tools.workspace $(WORK)
+	$(JUPYTER_LAB) --ServerApp.root_dir=$(WORK) $(LAB_ARGS)
+
+lab-instructor: setup                ## JupyterLab on the repository itself (lectures/, solutions/), nbgrader's Formgrader included
+	$(JUPYTER_LAB) $(LAB_ARGS)
 
 test: setup                          ## run every test, notebooks included, in fast offline mode
 	COURSE_FAST=1 COURSE_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 setup: $(STAMP)
 
+lab-setup: $(LAB_STAMP)
+
 $(STAMP): pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --progress-bar off -c .ci/constraints.txt -e ".[dev]"
 	touch $(STAMP)
+
+$(LAB_STAMP): pyproject.toml .ci/constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --progress-bar off -c .ci/constraints.txt -e ".[lab]"
+	touch $(LAB_STAMP)
 
 release: setup                       ## regenerate the student copies in assignments/ from solutions/
 	$(PY) -m tools.release
@@ -28,5 +62,16 @@ lock: setup                          ## refresh the exact CI versions after chan
 	{ head -3 .ci/constraints.txt; cat .ci/constraints.tmp; } > .ci/constraints.new && rm .ci/constraints.tmp
 	mv .ci/constraints.new .ci/constraints.txt
 
+# Not part of .ci/run: shows, before students meet it on Colab, what a new torch/numpy/nbgrader release breaks.
+# A fresh environment every time, no .ci/constraints.txt: pip picks the newest release of everything.
+test-latest:                         ## the fast-mode suite against the newest release of every dependency
+	rm -rf $(LATEST_VENV)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	$(LATEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(LATEST_VENV)/bin/python -m pip install --progress-bar off -e ".[dev]"
+	$(LATEST_VENV)/bin/python -m pip freeze --exclude-editable > $(LATEST_VENV)/versions.txt
+	@echo "Testing with the versions in $(LATEST_VENV)/versions.txt (CI's are in .ci/constraints.txt)."
+	COURSE_FAST=1 COURSE_OFFLINE=1 $(LATEST_VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(LATEST_VENV)

@@ -8,6 +8,9 @@ Layout (see docs/instructors.md):
 
 The grader runs every submission in fast, offline mode (``COURSE_FAST=1``, ``COURSE_OFFLINE=1``) unless the
 instructor exported other values, with a time limit per cell so that an endless loop cannot stall grading.
+Those two settings reach only the kernels that nbgrader's Execute preprocessor starts: JupyterLab's nbgrader
+extension also reads this file, and its kernels must keep the user's mode. Reading this file changes
+nothing on disk.
 """
 import os
 import sys
@@ -22,16 +25,20 @@ _BIN = os.path.dirname(sys.executable)
 if _BIN not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
 
-# Kernels started by nbgrader inherit this environment: grade in fast, offline mode.
-os.environ.setdefault("COURSE_FAST", "1")
-os.environ.setdefault("COURSE_OFFLINE", "1")
+# Grading mode, applied inside each kernel that nbgrader's Execute preprocessor starts (autograde, validate),
+# before the first cell runs; values the instructor exported win. Never set in this process's os.environ: the
+# nbgrader server extension reads this file inside JupyterLab, whose kernels would all inherit them.
+GRADING_ENV = {"COURSE_FAST": "1", "COURSE_OFFLINE": "1"}
+_GRADING_ENV_LINE = "import os; " + "; ".join(f"os.environ.setdefault({k!r}, {v!r})" for k, v in GRADING_ENV.items())
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
+from nbgrader.plugins import CsvExportPlugin  # noqa: E402
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Execute, IgnorePattern,  # noqa: E402
                                     LimitOutput, SaveAutoGrades)
 from tools.grading import CELL_TIMEOUT_S, FEEDBACK_PREPROCESSORS, MAX_OUTPUT_CHARS, LimitOutputChars  # noqa: E402
 
 c = get_config()  # noqa: F821 (provided by traitlets when it reads this file)
+c.Execute.extra_arguments = [f"--InteractiveShellApp.exec_lines={_GRADING_ENV_LINE}"]
 
 # --- where things live --------------------------------------------------------------------------
 c.CourseDirectory.root = HERE
@@ -75,6 +82,16 @@ c.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS
 c.HideHiddenTests.max_output_chars = MAX_OUTPUT_CHARS
 
 # --- grade export -------------------------------------------------------------------------------
-# `nbgrader export` writes the CSV into nbgrader_work/ (ignored by git).
-os.makedirs(os.path.join(HERE, "nbgrader_work"), exist_ok=True)
+class CsvExportToWorkFolder(CsvExportPlugin):
+    """nbgrader's CSV export, creating the destination folder when (and only when) grades are exported."""
+
+    def export(self, gradebook):
+        if self.to:
+            os.makedirs(os.path.dirname(os.path.abspath(self.to)), exist_ok=True)
+        return super().export(gradebook)
+
+
+# `nbgrader export` writes the CSV into nbgrader_work/ (ignored by git; created by CsvExportToWorkFolder,
+# never when this file is read).
+c.ExportApp.plugin_class = CsvExportToWorkFolder
 c.CsvExportPlugin.to = os.path.join(HERE, "nbgrader_work", "grades.csv")
