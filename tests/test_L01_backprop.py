@@ -167,6 +167,9 @@ def test_cost_timing_slopes(rec):
     assert rec["cost_slope_backprop"] < 1.3
     assert rec["cost_slope_finite_diff"] - rec["cost_slope_backprop"] > 0.4
     assert 0.3 < rec["cost_slope_forward"] < 1.3
+    # the prose: finite differences are one power of W steeper than one forward pass (they are 2W forward passes)
+    assert rec["cost_slope_fd_minus_forward"] == pytest.approx(rec["cost_slope_finite_diff"] - rec["cost_slope_forward"])
+    assert 0.8 < rec["cost_slope_fd_minus_forward"] < 1.2
     ratio = np.median(np.array(t["backprop_ms"]) / np.array(t["forward_ms"]))
     assert rec["cost_backprop_over_forward_median"] == pytest.approx(ratio)
     assert 1.0 < ratio < 10.0                 # "a small constant times one forward pass"
@@ -262,3 +265,11 @@ def test_gradcheck_step_size_sweep(rec):
     assert e[0] > 100 * e.min() and e[-1] > 100 * e.min()   # truncation and round-off both hurt
     assert rec["gradcheck_best_h"] == pytest.approx(h[np.argmin(e)])
     assert 1e-7 <= rec["gradcheck_best_h"] <= 1e-3
+
+
+def test_counted_backprop_is_a_few_forward_passes(rec):
+    """The prose: backprop costs a small, fixed number of forward passes (at most about three), at every width."""
+    counted = rec["cost_backprop_over_forward_counted"]
+    c = rec["cost_counts"]
+    assert counted == pytest.approx([b / f for b, f in zip(c["backprop"], c["forward"])])
+    assert all(1.5 <= r <= 3.2 for r in counted)
