@@ -1,6 +1,7 @@
 """Grading helpers around nbgrader: collect, pre-grading check and repair, manual grades, score report.
 
     python -m tools.grading collect ASSIGNMENT DOWNLOADS   # put downloaded .ipynb files where nbgrader looks
+                                                           # (newest of several; --force to replace collected ones)
     python -m tools.grading check [--assignment A]         # report every submission nbgrader would mis-grade
     python -m tools.grading repair [--assignment A]        # fix what can be fixed safely (backups kept)
     nbgrader autograde ASSIGNMENT                          # (nbgrader itself)
@@ -39,6 +40,7 @@ from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import GetGrades, NbGraderPreprocessor
 from traitlets import Integer, Unicode
 
+from tools import collect as _collect
 from tools.markers import BEGIN_HIDDEN, END_HIDDEN, SOLUTION_MARKERS, hidden_test_lines  # noqa: F401 (re-exported)
 from tools.markers import split_hidden as _split_hidden
 
@@ -584,11 +586,7 @@ class Finding:
         return f"{self.student}/{self.assignment}/{self.notebook}"
 
 
-_DECORATIONS = re.compile(r"^(copy of )+|( ?\(\d+\))+$|(_|-| )?copy$", re.IGNORECASE)
-
-
-def _normalise_name(stem: str) -> str:
-    return _DECORATIONS.sub("", stem.strip()).strip()
+_normalise_name = _collect.normalise_name
 
 
 def _read(path: Path):
@@ -677,38 +675,17 @@ def repair_submissions(submitted: Path, assignment: str | None = None, root: Pat
     return log, leftover
 
 
-def collect(assignment: str, downloads: Path, submitted: Path, root: Path = ROOT) -> list[str]:
-    """Copy hand-ins into ``submitted/<student>/<assignment>/``.
+def collect(assignment: str, downloads: Path, submitted: Path, root: Path = ROOT,
+            force: bool = False) -> _collect.CollectResult:
+    """Copy hand-ins into ``submitted/<student>/<assignment>/``, never losing one (see tools.collect).
 
     ``downloads`` holds ``<student>.ipynb`` files, or ``<student>/`` folders with the notebooks inside
     (names such as 'Copy of X.ipynb' or 'X (1).ipynb', as Colab and browsers produce, are fine).
+    Several candidates for one notebook: the newest is chosen and the choice printed; a different
+    notebook already in submitted/ is replaced only with ``force`` (after a backup).
     """
-    releases = release_notebooks(assignment, root)
-    if not downloads.is_dir():
-        raise FileNotFoundError(f"{downloads} is not a folder of downloaded notebooks.")
-    log = []
-    entries = sorted(downloads.iterdir())
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        if entry.is_file() and entry.suffix == ".ipynb":
-            student, files = entry.stem, [entry]
-        elif entry.is_dir():
-            student, files = entry.name, sorted(entry.glob("*.ipynb"))
-        else:
-            continue
-        if not re.fullmatch(r"[A-Za-z0-9_.@+-]+", student):
-            log.append(f"skipped {entry.name}: a student id may hold letters, digits and _.@+- only; rename it")
-            continue
-        dest = submitted / student / assignment
-        dest.mkdir(parents=True, exist_ok=True)
-        for f in files:
-            stem = _normalise_name(f.stem)
-            if stem not in releases and len(releases) == 1 and len(files) == 1:
-                stem = next(iter(releases))
-            shutil.copy2(f, dest / f"{stem}.ipynb")
-            log.append(f"{f} -> {dest / (stem + '.ipynb')}")
-    return log
+    releases = list(release_notebooks(assignment, root))
+    return _collect.collect(assignment, releases, downloads, submitted, root / "nbgrader_work", force=force)
 
 
 # ================================================================================================
@@ -842,9 +819,12 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=ROOT, help="course folder (default: this repository)")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("collect", help="copy downloaded notebooks into submitted/<student>/<assignment>/")
+    p = sub.add_parser("collect", help="copy downloaded notebooks into submitted/<student>/<assignment>/ "
+                       "(newest of several candidates; never overwrites silently)")
     p.add_argument("assignment")
     p.add_argument("downloads", type=Path)
+    p.add_argument("--force", action="store_true",
+                   help="replace notebooks already in submitted/ that differ (the old ones are backed up first)")
     for name in ("check", "repair"):
         p = sub.add_parser(name, help=f"{name} submitted notebooks against the release")
         p.add_argument("submitted", type=Path, nargs="?", help="default: <root>/submitted")
@@ -862,9 +842,10 @@ def main(argv: list[str] | None = None) -> int:
     root = args.root.resolve()
 
     if args.command == "collect":
-        for line in collect(args.assignment, args.downloads, root / "submitted", root):
+        result = collect(args.assignment, args.downloads, root / "submitted", root, force=args.force)
+        for line in result:
             print(line)
-        return 0
+        return 1 if result.problems else 0
     if args.command in ("check", "repair"):
         submitted = (args.submitted or root / "submitted").resolve()
         if args.command == "check":
