@@ -108,7 +108,8 @@ def test_colab_setup_cell_installs_only_course_utils_and_only_on_colab(monkeypat
     assert command[:4] == [sys.executable, "-m", "pip", "install"]
     assert not any(flag in command for flag in ("-U", "--upgrade", "--force-reinstall"))
     targets = [a for a in command[4:] if not a.startswith("-")]
-    assert targets == [f"course-utils @ git+{PYPROJECT['tool']['course']['repository']}.git@main"]
+    # students install from the public student repository, never from the private instructor one
+    assert targets == [f"course-utils @ git+{PYPROJECT['tool']['course']['student_repository']}.git@main"]
 
 
 def test_installing_course_utils_leaves_an_existing_torch_alone(tmp_path):
@@ -129,3 +130,6 @@ def test_badge_url_is_built_from_the_configured_repository():
         "https://colab.research.google.com/github/someone/fork/blob/dev/lectures/L00.ipynb"
     assert "assignments/A1/A1.ipynb" in nbtool.badge_source("solutions/A1/A1.ipynb", settings)
     assert "git+https://github.com/someone/fork.git@dev" in nbtool.setup_source(settings)
+    settings["student_repository"] = "https://github.com/someone/fork-students"
+    assert "github/someone/fork-students/blob/dev/lectures/L00.ipynb" in nbtool.colab_url("lectures/L00.ipynb", settings)
+    assert "git+https://github.com/someone/fork-students.git@dev" in nbtool.setup_source(settings)

@@ -3,8 +3,10 @@
     python -m tools.notebooks sync    # insert/refresh the badge and setup cell, strip outputs
     python -m tools.notebooks check   # exit 1 and list notebooks that are out of date (used by the tests)
 
-The repository URL comes from ``[tool.course]`` in pyproject.toml: change it there, run ``sync``,
-then ``make release`` (student copies are regenerated from the refreshed solutions).
+The repository URLs come from ``[tool.course]`` in pyproject.toml: badges and the Colab install cell
+point to ``student_repository`` (the public student distribution, see tools/distribute.py), never to
+the private instructor ``repository``. Change them there, run ``sync``, then ``make release`` (student
+copies are regenerated from the refreshed solutions).
 """
 from __future__ import annotations
 
@@ -30,10 +32,17 @@ def course_settings() -> dict[str, str]:
     return settings
 
 
+def student_repository(settings: dict[str, str] | None = None) -> str:
+    """Where students get the course (badges, Colab install cell): ``student_repository``, the public
+    repository that ``python -m tools.distribute`` fills; ``repository`` (the instructors') if unset."""
+    s = settings or course_settings()
+    return (s.get("student_repository") or s["repository"]).rstrip("/")
+
+
 def colab_url(relative_path: str, settings: dict[str, str] | None = None) -> str:
     """The Colab address that opens ``relative_path`` (e.g. lectures/L00_...ipynb) from GitHub."""
     s = settings or course_settings()
-    repo = s["repository"].removeprefix("https://github.com/").rstrip("/")
+    repo = student_repository(s).removeprefix("https://github.com/")
     return f"https://colab.research.google.com/github/{repo}/blob/{s['branch']}/{relative_path}"
 
 
@@ -48,7 +57,7 @@ def badge_source(relative_path: str, settings: dict[str, str] | None = None) -> 
 def setup_source(settings: dict[str, str] | None = None) -> str:
     """The first code cell: install course_utils on Colab only, never touching torch."""
     s = settings or course_settings()
-    repo = s["repository"].rstrip("/")
+    repo = student_repository(s)
     return f'''# Colab set-up: on Google Colab, install the course helpers (torch is already there and is left alone).
 # Anywhere else (JupyterLab with `make lab`) this cell does nothing.
 import sys
