@@ -355,6 +355,12 @@ def test_flips_are_wrong_for_digits(records):
     aug = records["augmentation_experiment"]
     assert aug["random flips"]["test_acc"] < aug["none"]["test_acc"] - 0.05
     assert aug["random shifts"]["affine_test_acc"] > aug["none"]["affine_test_acc"] + 0.05
+    # the prose: the flip-trained network is clearly worse, many standard errors, on ordinary digits
+    gaps = records["augmentation_gaps_vs_none"]
+    assert gaps["random flips"]["gap"] < -3 * gaps["random flips"]["se"]
+    for g in gaps.values():   # the printed verdict is the 2-SE rule applied to the printed numbers
+        assert g["within_noise"] == (abs(g["gap"]) < 2 * g["se"]) and g["se"] > 0
+    assert gaps["random shifts"]["gap"] == pytest.approx(aug["random shifts"]["test_acc"] - aug["none"]["test_acc"], abs=1e-6)
 
 
 def test_spurious_feature_causes_a_test_drop(records):
@@ -368,6 +374,9 @@ def test_test_time_augmentation(records):
     tta = records["tta"]
     assert tta["n_views"] >= 2
     assert tta["tta_acc"] >= tta["mean_single_view_acc"]
+    gap = records["tta_gap_vs_original"]
+    assert gap["gap"] == pytest.approx(tta["tta_acc"] - tta["original_view_acc"], abs=1e-6)
+    assert gap["within_noise"] == (abs(gap["gap"]) < 2 * gap["se"])
 
 
 def test_ensemble_beats_the_mean_single_model(records):
