@@ -32,7 +32,7 @@ def secrets() -> set[str]:
 
 
 def _shown(text: str, secrets: set[str]) -> list[str]:
-    return sorted(line for line in secrets if grading._canonical(line) in grading._canonical(text))
+    return sorted(line for line in secrets if markers.canonical(line) in markers.canonical(text))
 
 
 # ------------------------------------------------------------------------------------------------

@@ -25,7 +25,6 @@ import argparse
 import copy
 import csv
 import difflib
-import html
 import json
 import re
 import shutil
@@ -41,16 +40,23 @@ from nbgrader.preprocessors import GetGrades, NbGraderPreprocessor
 from traitlets import Integer, Unicode
 
 from tools import collect as _collect
-from tools.markers import BEGIN_HIDDEN, END_HIDDEN, SOLUTION_MARKERS, hidden_test_lines  # noqa: F401 (re-exported)
+from tools.markers import ANSI as _ANSI
+from tools.markers import (  # noqa: F401 (re-exported)
+    BEGIN_HIDDEN,
+    END_HIDDEN,
+    REDACTED_LINE,
+    REDACTED_OUTPUT,
+    SOLUTION_MARKERS,
+    SecretScanner,
+    canonical,
+    hidden_test_lines,
+)
 from tools.markers import split_hidden as _split_hidden
 
 ROOT = Path(__file__).resolve().parents[1]
 CELL_TIMEOUT_S = 120          # per cell, while autograding (fast mode needs a few seconds per cell)
 MAX_OUTPUT_CHARS = 20_000     # per output, in the autograded notebook and in the feedback
 HIDDEN_NOTE = "# (hidden tests: the grader ran further checks here; they are not shown)"
-REDACTED_LINE = "[line removed by the grader: it showed hidden-test source]"
-REDACTED_OUTPUT = "[output removed by the grader: it showed hidden-test source]"
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 # ================================================================================================
@@ -99,99 +105,6 @@ def split_hidden(source: str, note: str = HIDDEN_NOTE) -> tuple[str, set[int]]:
 # ------------------------------------------------------------------------------------------------
 # Hidden-test source in outputs (a cell that prints IPython's `In`, `_ih`, a traceback, ...)
 # ------------------------------------------------------------------------------------------------
-
-_ESCAPES = re.compile(r"\\(?:[nrtfv]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|['\"\\])")
-_WHITESPACE = re.compile(r"\s+")
-_SKIPPED_MIMES = ("image/", "application/pdf", "video/", "audio/")   # binary payloads (base64)
-
-
-def _unescape(match: re.Match) -> str:
-    code = match.group(0)[1:]
-    simple = {"n": "\n", "r": "\r", "t": "\t", "f": "\f", "v": "\v", "'": "'", '"': '"', "\\": "\\"}
-    if code in simple:
-        return simple[code]
-    try:
-        return chr(int(code[1:], 16))
-    except ValueError:
-        return match.group(0)
-
-
-def _canonical(text: str) -> str:
-    """What a secret looks like however it was printed: ANSI colours, HTML entities, repr() escapes
-    (a printed list of strings such as ``In``) and every whitespace character removed."""
-    text = html.unescape(_ANSI.sub("", text))
-    for _ in range(2):   # repr of a repr doubles the backslashes
-        text = _ESCAPES.sub(_unescape, text)
-    return _WHITESPACE.sub("", text)
-
-
-class SecretScanner:
-    """Finds and removes lines of hidden-test source in output text (defence in depth: the grader
-    should never let student code read hidden tests in the first place).
-
-    Matching is on :func:`_canonical` forms, so it survives re-indentation, ``print(*line)``, repr()
-    of lists of source strings, syntax-highlighted tracebacks and HTML escaping. It does not survive
-    deliberate encodings (base64, reversed text, text drawn into an image): see docs/grading-security.md.
-    """
-
-    def __init__(self, lines):
-        keys = {_canonical(line) for line in lines}
-        self.keys = sorted((k for k in keys if len(k) >= 8), key=len, reverse=True)
-
-    def __bool__(self) -> bool:
-        return bool(self.keys)
-
-    def found(self, text: str) -> bool:
-        if not self.keys or not text:
-            return False
-        canon = _canonical(text)
-        return any(key in canon for key in self.keys)
-
-    def redact(self, text: str) -> str:
-        """``text`` with every line that shows a secret replaced; the whole text replaced when a
-        secret is spread over several lines."""
-        if not self.found(text):
-            return text
-        lines = text.split("\n")
-        kept = [line[: len(line) - len(line.lstrip())] + REDACTED_LINE if self.found(line) else line for line in lines]
-        result = "\n".join(kept)
-        return REDACTED_OUTPUT if self.found(result) else result
-
-    def redact_json(self, value):
-        """Every string inside a JSON-like value (dicts, lists) redacted; returns the new value."""
-        if isinstance(value, str):
-            return self.redact(value)
-        if isinstance(value, list):
-            if value and all(isinstance(v, str) for v in value):   # a multi-line string stored as a list
-                joined = "".join(value)
-                redacted = self.redact(joined)
-                return value if redacted == joined else [redacted]
-            return [self.redact_json(v) for v in value]
-        if isinstance(value, dict):
-            return type(value)((k, self.redact_json(v)) for k, v in value.items())
-        return value
-
-    def redact_output(self, output) -> None:
-        """Redact one nbformat output in place: stream text, every text-like MIME type, error fields."""
-        kind = output.get("output_type")
-        if kind == "stream":
-            output["text"] = self.redact_json(output.get("text", ""))
-        elif kind in ("execute_result", "display_data", "update_display_data"):
-            data = output.get("data", {})
-            for mime in list(data):
-                if not mime.startswith(_SKIPPED_MIMES):
-                    data[mime] = self.redact_json(data[mime])
-            if "metadata" in output:
-                output["metadata"] = self.redact_json(output["metadata"])
-        elif kind == "error":
-            output["ename"] = self.redact(str(output.get("ename", "")))
-            output["evalue"] = self.redact(str(output.get("evalue", "")))
-            output["traceback"] = [self.redact(str(t)) for t in output.get("traceback", [])]
-        else:   # an unknown output type: keep it only if it shows nothing secret
-            for key in list(output):
-                if key != "output_type":
-                    output[key] = self.redact_json(output[key])
-
 
 def _instructor_cells(nb) -> dict:
     """The cells of an autograded notebook that come from the instructor (locked test and read-only

@@ -16,6 +16,7 @@ cell, a line holding a marker is itself a marker line.
 """
 from __future__ import annotations
 
+import html
 import re
 from dataclasses import dataclass
 
@@ -35,6 +36,9 @@ ALL_KINDS = frozenset(REGIONS)
 # Secret lines shorter than this (stripped) are ignored: "return out", "else:", "x = 1" legitimately
 # occur in student copies, lectures and honest outputs too.
 MIN_SECRET_LENGTH = 12
+REDACTED_LINE = "[line removed by the grader: it showed hidden-test source]"
+REDACTED_OUTPUT = "[output removed by the grader: it showed hidden-test source]"
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 @dataclass(frozen=True)
@@ -142,3 +146,100 @@ def split_hidden(source: str, note: str) -> tuple[str, set[int]]:
             kept.append(line.text)
         open_before = line.open_after
     return "\n".join(kept), hidden
+
+
+# ------------------------------------------------------------------------------------------------
+# Finding secret lines in any text (feedback outputs, files of the student distribution)
+# ------------------------------------------------------------------------------------------------
+
+_ESCAPES = re.compile(r"\\(?:[nrtfv]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|['\"\\])")
+_WHITESPACE = re.compile(r"\s+")
+_SKIPPED_MIMES = ("image/", "application/pdf", "video/", "audio/")   # binary payloads (base64)
+
+
+def _unescape(match: re.Match) -> str:
+    code = match.group(0)[1:]
+    simple = {"n": "\n", "r": "\r", "t": "\t", "f": "\f", "v": "\v", "'": "'", '"': '"', "\\": "\\"}
+    if code in simple:
+        return simple[code]
+    try:
+        return chr(int(code[1:], 16))
+    except ValueError:
+        return match.group(0)
+
+
+def canonical(text: str) -> str:
+    """What a secret looks like however it was printed: ANSI colours, HTML entities, repr() escapes
+    (a printed list of strings such as ``In``) and every whitespace character removed."""
+    text = html.unescape(ANSI.sub("", text))
+    for _ in range(2):   # repr of a repr doubles the backslashes
+        text = _ESCAPES.sub(_unescape, text)
+    return _WHITESPACE.sub("", text)
+
+
+class SecretScanner:
+    """Finds and removes lines of hidden-test source in output text (defence in depth: the grader
+    should never let student code read hidden tests in the first place).
+
+    Matching is on :func:`canonical` forms, so it survives re-indentation, ``print(*line)``, repr()
+    of lists of source strings, syntax-highlighted tracebacks and HTML escaping. It does not survive
+    deliberate encodings (base64, reversed text, text drawn into an image): see docs/grading-security.md.
+    """
+
+    def __init__(self, lines):
+        keys = {canonical(line) for line in lines}
+        self.keys = sorted((k for k in keys if len(k) >= 8), key=len, reverse=True)
+
+    def __bool__(self) -> bool:
+        return bool(self.keys)
+
+    def found(self, text: str) -> bool:
+        if not self.keys or not text:
+            return False
+        canon = canonical(text)
+        return any(key in canon for key in self.keys)
+
+    def redact(self, text: str) -> str:
+        """``text`` with every line that shows a secret replaced; the whole text replaced when a
+        secret is spread over several lines."""
+        if not self.found(text):
+            return text
+        lines = text.split("\n")
+        kept = [line[: len(line) - len(line.lstrip())] + REDACTED_LINE if self.found(line) else line for line in lines]
+        result = "\n".join(kept)
+        return REDACTED_OUTPUT if self.found(result) else result
+
+    def redact_json(self, value):
+        """Every string inside a JSON-like value (dicts, lists) redacted; returns the new value."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, list):
+            if value and all(isinstance(v, str) for v in value):   # a multi-line string stored as a list
+                joined = "".join(value)
+                redacted = self.redact(joined)
+                return value if redacted == joined else [redacted]
+            return [self.redact_json(v) for v in value]
+        if isinstance(value, dict):
+            return type(value)((k, self.redact_json(v)) for k, v in value.items())
+        return value
+
+    def redact_output(self, output) -> None:
+        """Redact one nbformat output in place: stream text, every text-like MIME type, error fields."""
+        kind = output.get("output_type")
+        if kind == "stream":
+            output["text"] = self.redact_json(output.get("text", ""))
+        elif kind in ("execute_result", "display_data", "update_display_data"):
+            data = output.get("data", {})
+            for mime in list(data):
+                if not mime.startswith(_SKIPPED_MIMES):
+                    data[mime] = self.redact_json(data[mime])
+            if "metadata" in output:
+                output["metadata"] = self.redact_json(output["metadata"])
+        elif kind == "error":
+            output["ename"] = self.redact(str(output.get("ename", "")))
+            output["evalue"] = self.redact(str(output.get("evalue", "")))
+            output["traceback"] = [self.redact(str(t)) for t in output.get("traceback", [])]
+        else:   # an unknown output type: keep it only if it shows nothing secret
+            for key in list(output):
+                if key != "output_type":
+                    output[key] = self.redact_json(output[key])
