@@ -231,6 +231,11 @@ def test_bn_scale_invariance(rec):
     assert g["10.0"] < 1e-3 and g["1000.0"] < 1e-3
     assert g["0.1"] < 1e-2
     assert g["0.01"] > 0.05            # epsilon is no longer negligible
+    # the prose: the gap at c = 10 and 1000 is not float rounding but BN's epsilon, which accounts for all of it
+    pred = rec["bn_scale_gap_predicted_by_eps"]
+    for c in ("10.0", "1000.0"):
+        assert g[c] > 50 * 1.2e-7
+        assert 0.8 < g[c] / pred[c] < 1.25
 
 
 def test_bn_forward_stds(rec):
