@@ -255,6 +255,8 @@ def test_bn_training(rec):
     assert t["no BN, std 0.01"]["test_acc"] < 0.2
     assert t["no BN, std 0.05"]["test_acc"] < 0.2
     assert t["no BN, std 0.3"]["status"] == "diverged" or t["no BN, std 0.3"]["test_acc"] < 0.2
+    for run in t.values():   # a diverged run has no accuracy to report (it is not "0 % accurate")
+        assert (run["status"] == "diverged") == (run["test_acc"] is None)
 
 
 # ----------------------------------------------------------------------------- widget module

@@ -91,12 +91,12 @@ def fit_explanation(n: int, f: int, p: int = 0, s: int = 1, d: int = 1) -> str |
     strides = [t for t in range(1, s) if (n + 2 * p - k) % t == 0]
     fixes = [f"padding {q}" for q in pads]
     if strides:
-        fixes.append("stride " + "/".join(str(t) for t in strides))
+        fixes.append("stride " + " or ".join(str(t) for t in strides))
     fixes.append(f"an input of size {n + s - left}")
     unvisited = "1 row/column" if left == 1 else f"{left} rows/columns"
     return (f"{expr} is not an integer: the window does not tile the input "
             f"(stepping by {s} leaves {unvisited} of the padded input unvisited); "
-            f"use {', '.join(fixes[:-1]) + ' or ' if len(fixes) > 1 else ''}{fixes[-1]}.")
+            + (f"use {fixes[0]}." if len(fixes) == 1 else f"use one of: {'; '.join(fixes)}."))
 
 
 def conv_output_size(n: int, f: int, p: int = 0, s: int = 1, d: int = 1, ceil_mode: bool = False,
