@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import shutil
 import signal
 import socket
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 VENV = ROOT / ".venv"
 MODE_VARS = ("COURSE_FAST", "COURSE_OFFLINE")
 SHOW_MODE = "import os; print(os.environ.get('COURSE_FAST'), os.environ.get('COURSE_OFFLINE'))"
+MODE_EXPRESSION = "tuple(__import__('os').environ.get(name) for name in ('COURSE_FAST', 'COURSE_OFFLINE'))"
 # What a fresh clone needs for `make lab` (course_utils itself comes from the editable install in .venv).
 COURSE_COPY = ("Makefile", "pyproject.toml", ".ci", "nbgrader_config.py", "tools", "lectures", "assignments")
 START_TIMEOUT_S = 60
@@ -63,19 +65,27 @@ def _copy_course(dest: Path) -> Path:
     return dest
 
 
-def _kernel_output(connection_file: Path, code: str) -> str:
+def _kernel_value(connection_file: Path, expression: str, timeout: float = 60) -> str:
+    """Evaluate ``expression`` in a running kernel and return its repr.
+
+    Asked through the execute reply's user_expressions, so only the shell channel is used: no wait for the
+    heartbeat or the IOPub subscription, which race with a kernel that starts slowly on a busy machine.
+    """
     from jupyter_client import BlockingKernelClient
 
     client = BlockingKernelClient()
     client.load_connection_file(str(connection_file))
-    client.start_channels()
+    client.start_channels(shell=True, iopub=False, stdin=False, hb=False)
     try:
-        client.wait_for_ready(timeout=30)
-        chunks: list[str] = []
-        reply = client.execute_interactive(
-            code, timeout=30, output_hook=lambda msg: chunks.append(msg["content"].get("text", "")))
-        assert reply["content"]["status"] == "ok", reply["content"]
-        return "".join(chunks).strip()
+        msg_id = client.execute("", silent=True, user_expressions={"value": expression})
+        deadline = time.monotonic() + timeout
+        while True:
+            reply = client.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        value = reply["content"]["user_expressions"]["value"]
+        assert value["status"] == "ok", value
+        return value["data"]["text/plain"]
     finally:
         client.stop_channels()
 
@@ -123,7 +133,11 @@ def test_make_lab_serves_full_mode_as_root_and_leaves_the_course_clean(tmp_path)
         status, _, body = _get(f"{base}/api/kernels?token={token}", method="POST", timeout=30)
         assert status == 201, body
         kernel_id = json.loads(body)["id"]
-        assert _kernel_output(runtime / f"kernel-{kernel_id}.json", SHOW_MODE) == "None None", \
+        try:
+            mode = _kernel_value(runtime / f"kernel-{kernel_id}.json", MODE_EXPRESSION)
+        except queue.Empty:
+            pytest.fail(f"the kernel did not answer; JupyterLab's log:\n{log_path.read_text()[-3000:]}")
+        assert mode == "(None, None)", \
             "the lab's kernels must run in full mode with downloads unless the user set COURSE_FAST/COURSE_OFFLINE"
     finally:
         try:
