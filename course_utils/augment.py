@@ -12,12 +12,18 @@ import torch.nn.functional as F
 
 
 def random_crop_flip(x: torch.Tensor, padding: int = 4, flip: bool = True,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     generator: torch.Generator | None = None,
+                     memory_format: torch.memory_format | None = None) -> torch.Tensor:
     """Randomly crop (after zero padding) and horizontally flip each image of ``x`` ``[N, C, H, W]``.
 
     Equivalent to torchvision's ``RandomCrop(H, padding)`` + ``RandomHorizontalFlip()`` applied
-    independently to every image. The result is laid out channels-last in memory (a free
-    by-product of the gather), which convolutions on GPUs prefer.
+    independently to every image.
+
+    The result has the same memory layout as ``x``: an ordinary (NCHW-contiguous) batch gives an
+    ordinary batch, a channels-last batch (what GPU training with ``channels_last`` uses) gives a
+    channels-last batch. ``memory_format`` asks for a layout explicitly. Never a mixture: on some
+    CPUs (AVX2 without AVX-512) oneDNN's convolution backward crashes when a batch's layout differs
+    from the model's, so the layout must be the one the caller chose.
     """
     if x.ndim != 4:
         raise ValueError(f"random_crop_flip expects a batch [N, C, H, W], got shape {tuple(x.shape)}.")
@@ -35,4 +41,17 @@ def random_crop_flip(x: torch.Tensor, padding: int = 4, flip: bool = True,
         cols = torch.where(flipped[:, None], cols.flip(1), cols)
     batch = torch.arange(n, device=device)[:, None, None]
     out = padded[batch, :, rows[:, :, None], cols[:, None, :]]  # [N, H, W, C]
-    return out.permute(0, 3, 1, 2)
+    if memory_format is None:
+        memory_format = memory_format_of(x)
+    # The gather produced NHWC memory: a channels-last result costs nothing, an NCHW one a copy.
+    return out.permute(0, 3, 1, 2).contiguous(memory_format=memory_format)
+
+
+def memory_format_of(x: torch.Tensor) -> torch.memory_format:
+    """``torch.channels_last`` for a 4-D tensor stored channels-last, else ``torch.contiguous_format``.
+
+    A tensor whose layout is both (one channel, or 1x1 images) counts as contiguous.
+    """
+    if x.ndim == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+        return torch.channels_last
+    return torch.contiguous_format

@@ -9,6 +9,9 @@ Design choices a student can read off the code:
   device and read once per epoch, so the GPU is never forced to wait for the CPU.
 * ``fast=True`` (automatic on CUDA) adds what makes GPUs fly: bf16 autocast, channels-last memory
   layout, optional ``torch.compile``; ``augment=`` runs batch augmentation on the device.
+  bf16 autocast and channels-last are CUDA-only: on a CPU the model and every batch it sees are kept
+  in the ordinary NCHW layout (oneDNN's convolution backward crashes on some CPUs, e.g. AVX2-only
+  AMD EPYC, when the layouts are channels-last or differ between model and batch).
 * Progress is shown with ``tqdm.auto`` bars and a live loss/accuracy figure that redraws in
   place in Jupyter; outside Jupyter it prints one line per epoch instead.
 """
@@ -17,13 +20,14 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
 from torch import nn
 
-from .augment import random_crop_flip
+from .augment import memory_format_of, random_crop_flip
 from .device import get_device
 
 Batch = tuple[torch.Tensor, torch.Tensor]
@@ -141,15 +145,39 @@ class LivePlot:
             self._handle.update(self.fig)
 
 
+def _model_memory_format(model: nn.Module) -> torch.memory_format:
+    """The layout of the model's 4-D (convolution) weights: channels-last or the ordinary one."""
+    for param in model.parameters():
+        if param.ndim == 4:
+            return memory_format_of(param)
+    return torch.contiguous_format
+
+
+def _set_memory_format(model: nn.Module, memory_format: torch.memory_format) -> None:
+    """Store the model's 4-D weights in ``memory_format`` (a no-op when they already are)."""
+    if any(p.ndim == 4 and not p.is_contiguous(memory_format=memory_format) for p in model.parameters()):
+        model.to(memory_format=memory_format)
+
+
+def _in_format(X: torch.Tensor, memory_format: torch.memory_format) -> torch.Tensor:
+    """``X`` in ``memory_format`` if it is a batch of images (no copy when it already is)."""
+    return X.contiguous(memory_format=memory_format) if X.ndim == 4 else X
+
+
 def _as_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device,
-                generator: torch.Generator | None) -> tuple[Callable[[], Iterator[Batch]], int, int]:
-    """Normalise the accepted data formats to (make_iterator, n_examples, n_batches)."""
+                generator: torch.Generator | None,
+                memory_format: torch.memory_format = torch.contiguous_format,
+                ) -> tuple[Callable[[], Iterator[Batch]], int, int]:
+    """Normalise the accepted data formats to (make_iterator, n_examples, n_batches).
+
+    Every batch of images comes out in ``memory_format`` (the model's layout).
+    """
     if isinstance(data, torch.utils.data.DataLoader):
         n = len(data.dataset) if hasattr(data.dataset, "__len__") else 0
 
         def loader_batches() -> Iterator[Batch]:
             for X, y in data:
-                yield X.to(device, non_blocking=True), y.to(device, non_blocking=True)
+                yield _in_format(X.to(device, non_blocking=True), memory_format), y.to(device, non_blocking=True)
 
         return loader_batches, n, len(data)
     if (isinstance(data, (tuple, list)) and len(data) == 2) or hasattr(data, "images"):
@@ -160,7 +188,7 @@ def _as_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device,
             raise ValueError(f"X has {len(X)} examples but y has {len(y)}.")
         if len(X) == 0:
             raise ValueError("The data set is empty; check the limit/subset you asked for.")
-        X, y = X.to(device), y.to(device)
+        X, y = _in_format(X.to(device), memory_format), y.to(device)  # once: batches X[idx] keep the layout
         n = len(X)
 
         def tensor_batches() -> Iterator[Batch]:
@@ -202,7 +230,7 @@ def evaluate(model: nn.Module, data: Any, loss_fn: Callable | None = None, devic
     """Mean loss and accuracy of ``model`` on ``data`` (in eval mode, no gradients)."""
     device = torch.device(device) if device else next(model.parameters()).device
     loss_fn = loss_fn or nn.CrossEntropyLoss()
-    make_iter, n, _ = _as_batches(data, batch_size, False, device, None)
+    make_iter, n, _ = _as_batches(data, batch_size, False, device, None, _model_memory_format(model))
     was_training = model.training
     model.eval()
     total_loss = torch.zeros((), device=device)
@@ -245,6 +273,7 @@ def fit(model: nn.Module, train: Any, *, epochs: int, lr: float = 1e-3,
         batch) or any function ``batch -> batch``; applied to training batches only.
     amp : bf16 autocast (needs a GPU with bf16 support; ignored elsewhere).
     channels_last : store images and conv weights channels-last (NHWC), faster on GPU tensor cores.
+        CUDA only: elsewhere the model and all batches are kept NCHW (``True`` there gives a warning).
     compile_model : wrap the model in ``torch.compile`` (first epoch slower, later ones faster).
     """
     if not isinstance(epochs, int) or epochs < 1:
@@ -257,15 +286,21 @@ def fit(model: nn.Module, train: Any, *, epochs: int, lr: float = 1e-3,
     fast = device.type == "cuda" if fast is None else fast
     amp = fast if amp is None else amp
     amp = bool(amp) and device.type == "cuda" and torch.cuda.is_bf16_supported()
-    channels_last = (fast and device.type == "cuda") if channels_last is None else channels_last
+    channels_last = (fast and device.type == "cuda") if channels_last is None else bool(channels_last)
+    if channels_last and device.type != "cuda":
+        warnings.warn(f"channels_last=True is ignored on {device.type}: it only pays off on CUDA GPUs, and on some "
+                      "CPUs (AVX2 without AVX-512) oneDNN crashes in convolution backward with channels-last "
+                      "tensors. Training in the ordinary NCHW layout.", stacklevel=2)
+        channels_last = False
+    # One layout for the model and every batch it sees (a mixture crashes oneDNN on some CPUs).
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     if fast and device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # pick the fastest conv algorithm for these shapes once
     if fast and isinstance(train, torch.utils.data.DataLoader) and isinstance(train.dataset, torch.utils.data.TensorDataset):
         batch_size = train.batch_size or batch_size
         train = tuple(train.dataset.tensors)
     model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
+    _set_memory_format(model, memory_format)
     step_model = torch.compile(model) if compile_model else model
     # fused Adam: one kernel for all parameters instead of several per tensor (CUDA only)
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr, fused=fast and device.type == "cuda")
@@ -274,7 +309,7 @@ def fit(model: nn.Module, train: Any, *, epochs: int, lr: float = 1e-3,
     if seed is not None:
         generator = torch.Generator(device=device).manual_seed(seed)
     augment_fn = _augmenter(augment, generator)
-    make_iter, n_train, n_batches = _as_batches(train, batch_size, True, device, generator)
+    make_iter, n_train, n_batches = _as_batches(train, batch_size, True, device, generator, memory_format)
     history = History(device=str(device) + (" (fast path)" if fast else ""))
     plot = LivePlot(title, enabled=live_plot)
     from tqdm.auto import tqdm
@@ -289,9 +324,7 @@ def fit(model: nn.Module, train: Any, *, epochs: int, lr: float = 1e-3,
         for X, y in tqdm(make_iter(), total=n_batches, desc=f"epoch {epoch + 1}", leave=False,
                          disable=not progress):
             if augment_fn is not None:
-                X = augment_fn(X)
-            if channels_last and X.ndim == 4:
-                X = X.contiguous(memory_format=torch.channels_last)
+                X = _in_format(augment_fn(X), memory_format)  # whatever layout a user's function returns
             with _autocast(device, amp):
                 logits = step_model(X)
                 loss = loss_fn(logits, y)

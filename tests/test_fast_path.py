@@ -12,7 +12,7 @@ def test_crop_flip_outputs_are_crops_of_the_padded_image():
     torch.manual_seed(0)
     x = torch.randn(64, 3, 8, 8)
     out = random_crop_flip(x, padding=2, generator=torch.Generator().manual_seed(1))
-    assert out.shape == x.shape and out.is_contiguous(memory_format=torch.channels_last)
+    assert out.shape == x.shape and out.is_contiguous()  # the input's layout (tests/test_cpu_memory_format.py)
     padded = F.pad(x, (2, 2, 2, 2))
     for i in range(len(x)):
         candidates = [padded[i, :, dy:dy + 8, dx:dx + 8] for dy in range(5) for dx in range(5)]
@@ -50,7 +50,7 @@ def test_fast_path_matches_plain_loop_within_noise():
     test = cu.load_dataset("digits", "test", source="offline", verbose=False)
     common = dict(epochs=15, lr=1e-2, batch_size=64, device="cpu", live_plot=False, progress=False, val=test)
     plain = cu.fit(_cnn(), train.loader(batch_size=64), fast=False, **common)
-    fast = cu.fit(_cnn(), train.loader(batch_size=64), fast=True, channels_last=True, **common)
+    fast = cu.fit(_cnn(), train.loader(batch_size=64), fast=True, **common)  # channels-last is CUDA-only
     assert "fast path" in fast.device and "fast path" not in plain.device
     assert plain.val_acc[-1] > 0.8 and fast.val_acc[-1] > 0.8
     assert abs(plain.val_acc[-1] - fast.val_acc[-1]) < 0.08
