@@ -22,6 +22,7 @@ import io
 import socket
 from dataclasses import dataclass, field
 from typing import Iterator
+from urllib.parse import urlsplit
 
 import numpy as np
 import torch
@@ -37,8 +38,13 @@ CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "svhn", "digits")
 SPLITS = ("train", "test")
 SOURCES = ("auto", "real", "offline")
-_HOSTS = {"mnist": "ossci-datasets.s3.amazonaws.com", "fashion_mnist": "fashion-mnist.s3-website.eu-central-1.amazonaws.com",
-          "cifar10": "www.cs.toronto.edu", "svhn": "ufldl.stanford.edu"}
+# Where torchvision downloads each data set from, as of torchvision 0.29 (used if its own attributes are gone).
+# Several are plain HTTP (port 80): a probe of port 443 would wrongly call them unreachable.
+_MIRRORS = {"mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+            "fashion_mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+            "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
+            "svhn": ("http://ufldl.stanford.edu/housenumbers/",)}
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
 # Offline stand-in sizes: large enough to train on, small enough to generate in seconds.
 _STANDIN_SIZES = {"train": 20_000, "test": 4_000}
 
@@ -126,12 +132,43 @@ def _check_args(name: str, split: str, source: str) -> None:
                          "'real' (fail without the real data) or 'offline'.")
 
 
-def _host_reachable(host: str, timeout: float = 3.0) -> bool:
+def _download_urls(name: str) -> list[str]:
+    """The addresses torchvision downloads ``name`` from (read from torchvision, else :data:`_MIRRORS`)."""
     try:
-        with socket.create_connection((host, 443), timeout=timeout):
+        from torchvision import datasets as tvd
+
+        # vars(): the class's own attribute (FashionMNIST would otherwise inherit MNIST's mirrors)
+        found = {"mnist": lambda: list(vars(tvd.MNIST)["mirrors"]),
+                 "fashion_mnist": lambda: list(vars(tvd.FashionMNIST)["mirrors"]),
+                 "cifar10": lambda: [vars(tvd.CIFAR10)["url"]],
+                 "svhn": lambda: [entry[0] for entry in vars(tvd.SVHN)["split_list"].values()][:1]}[name]()
+        if found and all(isinstance(url, str) and "://" in url for url in found):
+            return found
+    except (ImportError, KeyError, IndexError, TypeError):
+        pass
+    return list(_MIRRORS[name])
+
+
+def _endpoint(url: str) -> tuple[str, int]:
+    """``(host, port)`` of a URL, with the scheme's default port (http 80, https 443) when none is given."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ValueError(f"not a download address: {url!r}")
+    return parts.hostname, parts.port or _DEFAULT_PORTS.get(parts.scheme, 443)
+
+
+def _url_reachable(url: str, timeout: float = 3.0) -> bool:
+    """True if a TCP connection to the URL's host opens on the URL's own port."""
+    try:
+        with socket.create_connection(_endpoint(url), timeout=timeout):
             return True
     except OSError:
         return False
+
+
+def _reachable_mirror(name: str) -> str | None:
+    """The first download address of ``name`` that answers, or None."""
+    return next((url for url in _download_urls(name) if _url_reachable(url)), None)
 
 
 @contextlib.contextmanager
@@ -179,8 +216,9 @@ def _real(name: str, split: str, allow_download: bool) -> ImageData:
     except RuntimeError:
         if not allow_download:
             raise
-        if not _host_reachable(_HOSTS[name]):
-            raise RuntimeError(f"{name} is not cached in {data_dir()} and its server cannot be reached.")
+        if _reachable_mirror(name) is None:
+            servers = ", ".join(sorted({"%s:%d" % _endpoint(url) for url in _download_urls(name)}))
+            raise RuntimeError(f"{name} is not cached in {data_dir()} and its server cannot be reached ({servers}).")
         ds = _torchvision_dataset(name, split, download=True)
     if name in ("mnist", "fashion_mnist"):
         images = ds.data[:, None]

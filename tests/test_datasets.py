@@ -1,4 +1,6 @@
-"""load_dataset: offline sources, stand-in labelling, splits, limits and clear errors."""
+"""load_dataset: offline sources, stand-in labelling, splits, limits and clear errors; the download probe."""
+import contextlib
+
 import pytest
 import torch
 
@@ -91,3 +93,80 @@ def test_imagedata_validates_shapes():
         datasets.ImageData(torch.zeros(4, 1, 8, 8), torch.zeros(3), [], "x", "train", "s", False)
     with pytest.raises(ValueError, match="val_fraction"):
         cu.train_val_split(cu.load_dataset("digits", verbose=False), 1.5)
+
+
+# ----------------------------------------------------------------------------- the reachability probe
+class _FakeNetwork:
+    """Stands in for socket.create_connection: records every (host, port) dialled; only ``open_ports`` answer."""
+
+    def __init__(self, open_ports=(80, 443)):
+        self.open_ports, self.dialled = set(open_ports), []
+
+    def __call__(self, address, timeout=None):
+        self.dialled.append(address)
+        if address[1] not in self.open_ports:
+            raise ConnectionRefusedError(f"nothing listens on {address}")
+        return contextlib.nullcontext()
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("fashion_mnist", [("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80)]),
+    ("svhn", [("ufldl.stanford.edu", 80)]),
+    ("cifar10", [("www.cs.toronto.edu", 443)]),
+    ("mnist", [("ossci-datasets.s3.amazonaws.com", 443), ("yann.lecun.com", 80)]),
+])
+def test_probe_dials_each_mirror_on_its_own_scheme_and_port(name, expected, monkeypatch):
+    network = _FakeNetwork(open_ports=())  # nothing answers: every mirror is tried once
+    monkeypatch.setattr(datasets.socket, "create_connection", network)
+    assert datasets._reachable_mirror(name) is None
+    assert network.dialled == expected
+    network = _FakeNetwork(open_ports={expected[-1][1]})  # the last mirror's port answers
+    monkeypatch.setattr(datasets.socket, "create_connection", network)
+    assert datasets._reachable_mirror(name) is not None
+
+
+def test_endpoint_uses_the_scheme_default_or_the_explicit_port():
+    assert datasets._endpoint("http://example.org/a.gz") == ("example.org", 80)
+    assert datasets._endpoint("https://example.org/") == ("example.org", 443)
+    assert datasets._endpoint("http://example.org:8080/x") == ("example.org", 8080)
+
+
+def test_fallback_mirror_table_matches_torchvision():
+    """_MIRRORS is used only if torchvision renames its attributes; it must name the same servers."""
+    from torchvision import datasets as tvd
+
+    endpoints = lambda urls: {datasets._endpoint(u) for u in urls}  # noqa: E731
+    assert endpoints(datasets._MIRRORS["mnist"]) == endpoints(tvd.MNIST.mirrors)
+    assert endpoints(datasets._MIRRORS["fashion_mnist"]) == endpoints(tvd.FashionMNIST.mirrors)
+    assert endpoints(datasets._MIRRORS["cifar10"]) == endpoints([tvd.CIFAR10.url])
+    assert endpoints(datasets._MIRRORS["svhn"]) == endpoints([v[0] for v in tvd.SVHN.split_list.values()])
+
+
+def test_fallback_mirror_table_is_used_when_torchvision_changes(monkeypatch):
+    from torchvision import datasets as tvd
+
+    monkeypatch.delattr(tvd.FashionMNIST, "mirrors")
+    assert datasets._download_urls("fashion_mnist") == list(datasets._MIRRORS["fashion_mnist"])
+
+
+def test_an_http_only_mirror_is_downloaded_from_when_online(monkeypatch):
+    """Online with only port 80 open, Fashion-MNIST is downloaded, not replaced by the stand-in."""
+    monkeypatch.setenv("COURSE_OFFLINE", "0")
+    network = _FakeNetwork(open_ports={80})
+    monkeypatch.setattr(datasets.socket, "create_connection", network)
+    calls = []
+
+    class FakeFashion:
+        data, targets = torch.zeros(3, 28, 28, dtype=torch.uint8), torch.tensor([0, 1, 2])
+
+    def fake_torchvision(name, split, download):
+        calls.append(download)
+        if not download:
+            raise RuntimeError("Dataset not found. You can use download=True to download it")
+        return FakeFashion()
+
+    monkeypatch.setattr(datasets, "_is_cached", lambda name, split: False)
+    monkeypatch.setattr(datasets, "_torchvision_dataset", fake_torchvision)
+    data = cu.load_dataset("fashion_mnist", "train", verbose=False)
+    assert calls == [False, True] and not data.is_standin and len(data) == 3
+    assert ("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80) in network.dialled
