@@ -35,6 +35,7 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
     harness_file = main.__code__.co_filename
     os_read, os_write, hmac_digest, thread_count = os.read, os.write, _hashlib.hmac_digest, _thread._count
     py_exec, py_compile, py_eval, builtins_mod = exec, compile, eval, __builtins__
+    isinstance_, getattr_, id_, str_, any_ = isinstance, getattr, id, str, any   # the hook's own builtins
     if not isinstance(builtins_mod, type(sys)):
         import builtins as builtins_mod
 
@@ -98,11 +99,11 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
     forwarding = set()
 
     def trusted_file(filename):
-        return isinstance(filename, str) and filename.startswith(trusted_prefixes)
+        return isinstance_(filename, str) and filename.startswith(trusted_prefixes)
 
     def check_compile(args):
         source, filename = args[0], args[1]
-        filename = os.fsdecode(filename) if isinstance(filename, (bytes, str)) else filename
+        filename = os.fsdecode(filename) if isinstance_(filename, (bytes, str)) else filename
         if not trusted_file(filename):
             return
         try:
@@ -110,7 +111,7 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
                 real = fh.read()
         except OSError:
             real = None
-        if isinstance(source, str):
+        if isinstance_(source, str):
             source = source.encode()
         if real is None or source != real:
             raise ValueError(f"grading sandbox: compiling code under the name {filename} is not allowed")
@@ -136,7 +137,7 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
                     return
                 frame = sys_getframe(1)
                 if event == "marshal.loads":
-                    if not str(frame.f_code.co_filename).startswith("<frozen importlib"):
+                    if not str_(frame.f_code.co_filename).startswith("<frozen importlib"):
                         raise ValueError("grading sandbox: marshal.loads is not allowed while grading")
                     return
                 # sys._getframe: allowed when the code that asked for the frame (skipping functions that only
@@ -161,13 +162,13 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
         if event == "object.__setattr__":
             target, name = args[0], args[1]
             if name == "__code__" or (name in ("__defaults__", "__kwdefaults__") and (
-                    id(getattr(target, "__globals__", None)) in trusted_dicts or id(target) in locked_functions)):
-                raise ValueError(f"grading sandbox: setting {name} of {getattr(target, '__qualname__', '?')} "
+                    id_(getattr_(target, "__globals__", None)) in trusted_dicts or id_(target) in locked_functions)):
+                raise ValueError(f"grading sandbox: setting {name} of {getattr_(target, '__qualname__', '?')} "
                                  "is not allowed")
             return
         if event == "open":
             path, mode, flags = args
-            if isinstance(path, int) or path is None:
+            if isinstance_(path, int) or path is None:
                 return
             path = os.fsdecode(path)
             full = norm(path if path.startswith("/") else os.path.join(os.getcwd(), path))
@@ -176,8 +177,8 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
                 parts = full.split("/")
                 if len(parts) > 3 and (parts[2] == "self" or parts[2].isdigit()):
                     raise ValueError(f"grading sandbox: opening {full} is not allowed")
-            writing = (mode is not None and any(ch in str(mode) for ch in "wax+")) or (
-                isinstance(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND))
+            writing = (mode is not None and any_(ch in str_(mode) for ch in "wax+")) or (
+                isinstance_(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND))
             if writing and not (full + os.sep).startswith(write_ok) and full != "/dev/null":
                 raise PermissionError(f"grading sandbox: writing {full} is not allowed (write under the "
                                       "current folder or /tmp)")
@@ -185,6 +186,8 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
     sys.addaudithook(hook)
 
     # --- 2. libraries, figures, snapshot ------------------------------------------------------------------
+    import time as time_module
+    timings = [("start", time_module.perf_counter())]
     os.environ.setdefault("MPLBACKEND", "Agg")
     preload_errors = []
     for name in hello.get("preload", []):
@@ -192,6 +195,7 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
             __import__(name)
         except Exception as err:  # a missing optional library is the notebook's problem, reported in its cell
             preload_errors.append(f"{name}: {type(err).__name__}: {err}")
+    timings.append(("preload", time_module.perf_counter()))
     try:  # no core dumps, and other processes of this uid cannot read this one's memory (/proc/PID/mem, ptrace)
         import ctypes
         ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)   # PR_SET_DUMPABLE = 4
@@ -225,7 +229,7 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
         plt.close("all")
 
     if plt is not None:
-        plt.show = lambda *a, **k: collect_figures()
+        plt.show = py_eval("lambda *a, **k: None", {"__builtins__": {}})   # figures are collected after each cell
 
     user = type(sys)("__main__")
     user.__dict__["__builtins__"] = builtins_mod
@@ -251,9 +255,12 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
                     class_snapshot.append((value, dict(value.__dict__)))
                 except Exception:
                     pass
-    warnings_ctx.__exit__(None, None, None)
+    warnings_ctx.__exit__(None, None, None)   # puts back warnings.filters: take that module's snapshot again
     warnings_ctx = None
+    module_snapshot = [(m, d, dict(d) if m.__name__ in ("warnings", "_warnings") else saved)
+                       for m, d, saved in module_snapshot]
     modules_snapshot = dict(sys.modules)
+    builtins_saved = dict(builtins_mod.__dict__)
     meta_path, path_hooks, sys_path = list(sys.meta_path), list(sys.path_hooks), list(sys.path)
     main_thread_count = thread_count()
     default_handlers = {}
@@ -297,17 +304,30 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
                         pass
 
     def restore(classes):
+        """Put back every module and class attribute changed since the snapshot; return what was changed
+        (library functions and classes replaced, builtins rebound, methods added to classes)."""
+        changed = []
+        bd, bsaved = builtins_mod.__dict__, builtins_saved
+        for k, v in bsaved.items():      # builtins first, with dict operations only
+            if bd.get(k, restore) is not v:
+                bd[k] = v
+                changed.append("builtins." + k)
         for mod, d, saved in module_snapshot:
             for k, v in saved.items():
                 if d.get(k, restore) is not v and not (mod is sys and k in skip_sys):
                     d[k] = v
+                    if callable(v):
+                        changed.append(f"{getattr(mod, '__name__', '?')}.{k}")
             if len(d) != len(saved):
                 for k in [k for k in d if k not in saved]:
                     if not isinstance(d[k], type(sys)) and not (mod is sys and k in skip_sys):
+                        if mod is builtins_mod:
+                            changed.append("builtins." + k)
                         del d[k]
         for name, mod in modules_snapshot.items():
             if sys.modules.get(name) is not mod:
                 sys.modules[name] = mod
+                changed.append(f"sys.modules[{name!r}]")
         sys.meta_path[:], sys.path_hooks[:] = meta_path, path_hooks
         if classes:
             for cls, saved in class_snapshot:
@@ -316,14 +336,19 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
                     if current.get(k, restore) is not v:
                         try:
                             setattr_type(cls, k, v)
+                            if callable(v):
+                                changed.append(f"{cls.__module__}.{cls.__qualname__}.{k}")
                         except (TypeError, AttributeError):
                             pass
                 if len(current) != len(saved):
                     for k in [k for k in current if k not in saved]:
                         try:
+                            if callable(current[k]):
+                                changed.append(f"{cls.__module__}.{cls.__qualname__}.{k}")
                             delattr_type(cls, k)
                         except (TypeError, AttributeError):
                             pass
+        return changed
 
     actions["restore"] = restore
     actions["restore_module"] = restore_module
@@ -341,40 +366,19 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
     # --- output capture ---------------------------------------------------------------------------------
     max_out = int(limits.get("max_output_chars", 10_000_000))
 
-    class Capture:
-        """sys.stdout / sys.stderr while a cell runs: a list of Jupyter stream outputs, size-capped."""
-
-        def __init__(self, name, outputs, budget):
-            self.name, self.outputs, self.budget, self.encoding = name, outputs, budget, "utf-8"
-
-        def write(self, text):
-            text = str(text)
-            if self.budget[0] <= 0:
-                return len(text)
-            kept = text[: self.budget[0]]
-            self.budget[0] -= len(kept)
-            if self.budget[0] <= 0:
-                kept += "\n[... output cut by the grader: limit reached]\n"
-            if self.outputs and self.outputs[-1].get("name") == self.name and self.outputs[-1]["output_type"] == "stream":
-                self.outputs[-1]["text"] += kept
-            else:
-                self.outputs.append({"output_type": "stream", "name": self.name, "text": kept})
-            return len(text)
-
-        def flush(self):
-            pass
-
-        def isatty(self):
-            return False
-
-        def fileno(self):
-            raise OSError("no file descriptor while grading")
+    # Objects that submitted code can reach (sys.stdout, the SIGALRM handler, plt.show) are built in namespaces of
+    # their own, so that their __globals__ lead nowhere near the harness's state.
+    capture_ns = {"__builtins__": dict(builtins_mod.__dict__), "__name__": "grader_capture"}
+    py_exec(CAPTURE_SOURCE, capture_ns)
+    Capture = capture_ns["Capture"]
 
     class CellTimeoutError(BaseException):
         """Raised inside a cell that ran past the per-cell time limit."""
 
-    def on_alarm(signum, frame):
-        raise CellTimeoutError(f"the cell ran longer than {limits.get('cell_timeout', 0)} s (time limit)")
+    alarm_ns = {"__builtins__": {}, "E": CellTimeoutError,
+                "message": f"the cell ran longer than {limits.get('cell_timeout', 0)} s (time limit)"}
+    py_exec("def on_alarm(signum, frame):\n    raise E(message)\n", alarm_ns)
+    on_alarm = alarm_ns["on_alarm"]
 
     def safe_text(obj, limit=2000):
         try:
@@ -427,8 +431,10 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
     cell_timeout = float(limits.get("cell_timeout", 120))
     budget = [max_out]
     guard["on"] = True
-    if preload_errors:
-        send({"type": "note", "text": "preload: " + "; ".join(preload_errors)})
+    timings.append(("snapshot", time_module.perf_counter()))
+    send({"type": "note", "text": "harness ready: " + ", ".join(
+        f"{name} {t - timings[0][1]:.1f} s" for name, t in timings[1:]) + (
+        "; preload errors: " + "; ".join(preload_errors) if preload_errors else "")})
 
     def run_code(number, source, globals_, is_locked):
         """Compile and run one cell; returns (outputs, error-or-None)."""
@@ -510,11 +516,19 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
             reply = None
             outputs, error = run_code(number, source, test_globals, False)
             source = None
-            restore(True)
+            tampered = restore(True)
             reset_signals()
             passed = error is None
             reason = "" if passed else f"{type(error).__name__}: {safe_text(error, 300)}"
             error = None
+            tampered += [k for k, v in locked_names.items() if (callable(v) or isinstance(v, type(sys)))
+                         and test_globals.get(k, test_globals) is not v]
+            if tampered and passed:
+                passed = False
+                reason = ("the submission replaced library code while the test ran (fail closed): "
+                          + ", ".join(sorted(set(tampered))[:10]))
+                outputs.append({"output_type": "error", "ename": "GradingTampering", "evalue": reason,
+                                "traceback": [reason]})
             if passed and thread_count() > main_thread_count:
                 passed, reason = False, "threads started by the submission were still running (fail closed)"
             for k, v in test_globals.items():
@@ -526,6 +540,7 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
             secret = None
             send({"type": "verdict", "cell": index, "passed": passed, "reason": reason, "outputs": outputs}, seal)
         else:
+            reset_signals()
             outputs, error = run_code(number, cell["source"], ns, kind == "locked")
             restore(False)
             send({"type": "done", "cell": index, "outputs": outputs,
@@ -535,5 +550,18 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
     os._exit(0)
 
 
+CAPTURE_SOURCE = 'class Capture:\n    """sys.stdout / sys.stderr while a cell runs: a list of Jupyter stream outputs, size-capped."""\n\n    def __init__(self, name, outputs, budget):\n        self.name, self.outputs, self.budget, self.encoding = name, outputs, budget, "utf-8"\n\n    def write(self, text):\n        text = str(text)\n        if self.budget[0] <= 0:\n            return len(text)\n        kept = text[: self.budget[0]]\n        self.budget[0] -= len(kept)\n        if self.budget[0] <= 0:\n            kept += "\\n[... output cut by the grader: limit reached]\\n"\n        if self.outputs and self.outputs[-1].get("name") == self.name and self.outputs[-1]["output_type"] == "stream":\n            self.outputs[-1]["text"] += kept\n        else:\n            self.outputs.append({"output_type": "stream", "name": self.name, "text": kept})\n        return len(text)\n\n    def flush(self):\n        pass\n\n    def isatty(self):\n        return False\n\n    def fileno(self):\n        raise OSError("no file descriptor while grading")\n\n'
+
+
 if __name__ == "__main__":
-    main()
+    # The harness's functions get a private copy of the builtins: a submission that rebinds builtins.isinstance
+    # (or any other builtin) changes what its own code and the tests see (restored before each test), never
+    # what the harness sees.
+    import builtins
+
+    private = {"__builtins__": dict(builtins.__dict__), "__name__": "grader_harness", "__file__": __file__,
+               "CAPTURE_SOURCE": CAPTURE_SOURCE}
+    with open(__file__, encoding="utf-8") as _fh:
+        exec(compile(_fh.read(), __file__, "exec"), private)
+    del _fh
+    private["main"]()

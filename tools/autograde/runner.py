@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tools.autograde import protocol
-from tools.autograde.sandbox import Limits, Sandbox
+from tools.autograde.sandbox import Limits, Sandbox, course_utils_dir
 
 ALWAYS_PRELOAD = ["numpy", "matplotlib", "matplotlib.pyplot", "course_utils"]
 STARTUP_S = 240.0        # harness start and library imports (torch) on a busy machine
@@ -67,11 +67,8 @@ def trusted_prefixes() -> list[str]:
     """Folders of library code (read-only in the sandbox): code from there may look at frames."""
     import sysconfig
 
-    import course_utils
-
     paths = sysconfig.get_paths()
-    out = {paths["stdlib"], paths["platstdlib"], paths["purelib"], paths["platlib"],
-           os.path.dirname(os.path.realpath(course_utils.__file__))}
+    out = {paths["stdlib"], paths["platstdlib"], paths["purelib"], paths["platlib"], course_utils_dir()}
     return sorted(p.rstrip("/") + "/" for p in out if p)
 
 

@@ -106,12 +106,20 @@ def detect_mode(force: str | None = None) -> str:
     return mode
 
 
+def course_utils_dir() -> str:
+    """Folder of the installed course_utils package (found without importing it: that would load torch)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("course_utils")
+    if spec is None or not spec.origin:
+        raise RuntimeError("course_utils is not installed in this environment: run `make setup` (pip install -e .)")
+    return os.path.dirname(os.path.realpath(spec.origin))
+
+
 def python_paths() -> list[str]:
     """Folders the harness's Python needs: the installation, the venv, editable installs (course_utils)."""
     paths = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix)}
-    import course_utils  # the course's own package (editable install): only its folder, not the repository
-
-    paths.add(os.path.dirname(os.path.realpath(course_utils.__file__)))
+    paths.add(course_utils_dir())
     return sorted(paths)
 
 
