@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from collections import defaultdict
@@ -22,6 +23,7 @@ os.environ["COURSE_RECORD_DIR"] = tempfile.mkdtemp(prefix="course-records-")
 os.environ.setdefault("PYDEVD_DISABLE_FILE_VALIDATION", "1")
 
 _notebook_seconds: dict[str, float] = defaultdict(float)
+_notebook_figures: dict[str, int] = defaultdict(int)
 _notebook_failed: set[str] = set()
 NOTEBOOK_BUDGET_S = float(os.environ.get("COURSE_NOTEBOOK_BUDGET_S", "60"))
 
@@ -33,6 +35,26 @@ def _is_notebook_item(item: pytest.Item) -> bool:
 def pytest_collection_modifyitems(session, config, items):
     """Notebooks first (their records feed later tests); order is otherwise kept."""
     items.sort(key=lambda item: 0 if _is_notebook_item(item) else 1)
+
+
+def count_figures(outputs: list) -> int:
+    """Number of images among a cell's outputs (what a student sees as figures)."""
+    return sum(1 for out in outputs or [] if any(k.startswith("image/") for k in (out.get("data") or {})))
+
+
+def figures_file(notebook_path: str) -> Path:
+    """Where the figure count of a notebook run in this session is kept (next to its records)."""
+    return Path(os.environ["COURSE_RECORD_DIR"]) / f"{Path(notebook_path).stem}.figures.json"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    """Count the images each notebook cell really produced under nbval (tests/test_figures.py asserts them)."""
+    yield
+    if _is_notebook_item(item) and getattr(item, "test_outputs", None) is not None:
+        path = item.nodeid.split("::")[0]
+        _notebook_figures[path] += count_figures(item.test_outputs)
+        figures_file(path).write_text(json.dumps({"figures": _notebook_figures[path]}))
 
 
 def pytest_runtest_logreport(report):
@@ -50,7 +72,7 @@ def pytest_terminal_summary(terminalreporter):
     tr.section(f"notebook execution times ({'fast' if os.environ.get('COURSE_FAST') == '1' else 'full'} mode)")
     for path, seconds in sorted(_notebook_seconds.items()):
         flag = "FAILED" if path in _notebook_failed else ("over budget" if seconds > NOTEBOOK_BUDGET_S else "ok")
-        tr.write_line(f"{seconds:7.1f} s  {flag:11s}  {path}")
+        tr.write_line(f"{seconds:7.1f} s  {flag:11s}  {_notebook_figures.get(path, 0):3d} figures  {path}")
     tr.write_line(f"{sum(_notebook_seconds.values()):7.1f} s  total ({len(_notebook_seconds)} notebooks, "
                   f"budget {NOTEBOOK_BUDGET_S:.0f} s each)")
 

@@ -28,6 +28,18 @@ __all__ = [
 ]
 
 
+def _inline_figures_in_a_kernel() -> None:
+    """In a Jupyter kernel, draw figures inline whatever MPLBACKEND says (a headless run sets Agg,
+    under which ``plt.show()`` would silently draw nothing into the notebook)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and getattr(shell, "kernel", None) is not None:
+        shell.run_line_magic("matplotlib", "inline")
+
+
 def setup_notebook(name: str, seed: int = 0) -> "object":
     """First call of every notebook: seeds everything, names the record file, prints mode and device.
 
@@ -38,6 +50,7 @@ def setup_notebook(name: str, seed: int = 0) -> "object":
     set_notebook(name)
     seed_everything(seed)
     device = get_device()
+    _inline_figures_in_a_kernel()
     matplotlib.rcParams.update({"figure.dpi": 90, "axes.spines.top": False, "axes.spines.right": False})
     print(mode_summary())
     print(f"device: {describe_device(device)} | seed: {seed}")
