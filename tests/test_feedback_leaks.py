@@ -1,13 +1,13 @@
 """Feedback never shows hidden-test source, whatever a student cell prints; markers never crash it.
 
-* units (milliseconds): tools.markers parses any marker soup without raising; the feedback filter
+* units (a few seconds in all): tools.markers parses any marker soup without raising; the feedback filter
   (tools.grading.HideHiddenTests) removes hidden-test lines from every kind of output: streams, rich
   display data (text, HTML, Markdown, JSON), tracebacks with ANSI colours, repr() of IPython's ``In``,
   ``print(*line)``, one character per line, stored widget state;
-* end to end (about 30 s): a hand-in whose last cell prints ``In`` (IPython's input history, which
-  holds the hidden tests the grader just ran) and whose cells hold stray and one-line markers goes
-  through ``nbgrader autograde`` and ``nbgrader generate_feedback`` in a scratch course; the
-  autograded notebook shows the leak happened, the feedback page holds none of it.
+* end to end: the 'leaker' hand-in of tests/test_nbgrader_pipeline.py's hostile matrix prints ``In``
+  (IPython's input history, which holds the hidden tests an IPython-based grader ran) and the hidden
+  tests from an encoded string, holds stray and one-line markers, and goes through ``nbgrader
+  autograde`` and ``nbgrader generate_feedback``; its feedback page holds no hidden-test line.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import json
 
 import nbformat
 import pytest
-from nbgrader_helpers import ROOT, hidden_lines, html_text, release_nb, run, write_submission
+from nbgrader_helpers import ROOT, hidden_lines
 
 from tools import grading, markers, release
 
@@ -130,6 +130,19 @@ def test_feedback_filter_removes_hidden_lines_from_every_output(secrets):
     assert _shown(json.dumps([c.source for c in out.cells]), secrets) == []
 
 
+@pytest.mark.parametrize("source", ["x_stray = 1  ### END HIDDEN TESTS", "### BEGIN HIDDEN TESTS\nprint('notes')",
+                                    "y = 2\n# ### BEGIN HIDDEN TESTS ### END HIDDEN TESTS"])
+def test_student_cell_with_stray_markers(source):
+    cell = nbformat.v4.new_code_cell(source)
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="### BEGIN HIDDEN TESTS\nnotes\n")]
+    resources = {"nbgrader": {"assignment": A1, "notebook": A1, "student": "eve"}}
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    out, _ = grading.HideHiddenTests().preprocess(nb, resources)
+    shown = out.cells[0].source + json.dumps(out.cells[0].outputs)
+    assert markers.BEGIN_HIDDEN not in shown and markers.END_HIDDEN not in shown
+    assert "notes" in out.cells[0].outputs[0]["text"]
+
+
 def test_feedback_filter_keeps_partial_output_around_a_leak():
     cell = nbformat.v4.new_code_cell("# Tests: f (1 point)\nassert f(1) == 2\n### BEGIN HIDDEN TESTS\n"
                                      "assert f(21) == 42, 'f fails on another input'\n### END HIDDEN TESTS")
@@ -140,37 +153,6 @@ def test_feedback_filter_keeps_partial_output_around_a_leak():
     assert out.outputs[0]["text"] == f"epoch 1\n    {grading.REDACTED_LINE}\nepoch 2\n"
 
 
-# ------------------------------------------------------------------------------------------------
-# End to end: nbgrader autograde + generate_feedback on a scratch course
-# ------------------------------------------------------------------------------------------------
-
-PRINT_HISTORY = ("print(In)\nfor _entry in _ih:\n    print(_entry)\nfrom IPython.display import HTML, display\n"
-                 "display(HTML('<pre>' + '\\n'.join(In) + '</pre>'))")
-
-
-def test_feedback_of_a_leaking_hand_in_with_stray_markers(tmp_path, secrets):
-    course = release.copy_course(ROOT, tmp_path / "course", with_release=False)
-    result = run(["tools.release", A1], course)
-    assert result.returncode == 0, result.output[-3000:]
-    nb = release_nb(course, A1, A1)
-    solution_cells = [i for i, c in enumerate(nb.cells) if grading.nbgrader_meta(c).get("solution")
-                      and c.cell_type == "code"]
-    # markers in the student's own cells: both on one line, an END alone, a BEGIN never closed
-    nb.cells[solution_cells[0]].source += "\n# ### BEGIN HIDDEN TESTS ### END HIDDEN TESTS (pasted by mistake)"
-    nb.cells.insert(solution_cells[1], nbformat.v4.new_code_cell("x_stray = 1  ### END HIDDEN TESTS"))
-    nb.cells.append(nbformat.v4.new_code_cell("### BEGIN HIDDEN TESTS\nprint('my own notes')"))
-    nb.cells.append(nbformat.v4.new_code_cell(PRINT_HISTORY))
-    write_submission(course, "eve", A1, A1, nb)
-    graded = run(["nbgrader", "autograde", A1], course, cell_timeout=60)
-    autograded = course / "autograded" / "eve" / A1 / f"{A1}.ipynb"
-    assert autograded.exists(), graded.output[-3000:]
-    leaked = _shown(autograded.read_text(), secrets)
-    assert len(leaked) > len(secrets) // 2, "control: the hand-in should print the hidden tests it saw in `In`"
-    feedback = run(["nbgrader", "generate_feedback", A1], course)
-    page = course / "feedback" / "eve" / A1 / f"{A1}.html"
-    assert feedback.returncode == 0 and page.exists(), feedback.output[-3000:]
-    text = html_text(page)
-    assert _shown(text, secrets) == [], "the feedback shows hidden-test lines"
-    assert {line.strip() for line in text.splitlines()} & secrets == set()
-    assert grading.REDACTED_LINE in text or grading.REDACTED_OUTPUT in text
-    assert "my own notes" not in text or grading.HIDDEN_NOTE.lstrip("# ") in text
+# End to end (nbgrader autograde + generate_feedback on a scratch course, with a hand-in that prints the
+# hidden tests and holds stray markers): the 'leaker' of the hostile matrix in tests/test_nbgrader_pipeline.py,
+# test_feedback_of_a_hand_in_that_prints_hidden_tests_shows_none (it shares that round's nbgrader runs).

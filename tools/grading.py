@@ -119,8 +119,9 @@ def _instructor_cells(nb) -> dict:
 
 def assignment_secrets(nb, resources: dict | None = None, root: Path = ROOT) -> set[str]:
     """Hidden-test lines that must never reach feedback for ``nb``: those of its own (restored) test
-    cells, plus those of the instructor notebook solutions/<assignment>/<notebook>.ipynb if there."""
-    secrets = hidden_test_lines(_instructor_cells(nb))
+    cells, plus those of the instructor notebook solutions/<assignment>/<notebook>.ipynb if there, plus
+    the hidden-test markers themselves."""
+    secrets = hidden_test_lines(_instructor_cells(nb)) | {BEGIN_HIDDEN, END_HIDDEN}
     info = (resources or {}).get("nbgrader", {})
     assignment, notebook = info.get("assignment"), info.get("notebook")
     if assignment and notebook:
@@ -172,8 +173,8 @@ class HideHiddenTests(NbGraderPreprocessor):
         _limit_outputs(cell, self.max_output_chars)
         scanner = self._scanner
         if scanner is None:   # called on a single cell (tests): its own hidden tests are the secrets
-            scanner = SecretScanner(hidden_test_lines({"cells": [cell]}))
-        if BEGIN_HIDDEN in cell.source:
+            scanner = SecretScanner(hidden_test_lines({"cells": [cell]}) | {BEGIN_HIDDEN, END_HIDDEN})
+        if BEGIN_HIDDEN in cell.source or END_HIDDEN in cell.source:
             cell.source, hidden_lines = split_hidden(cell.source, self.note)
             outputs = []
             for output in cell.get("outputs", []):
