@@ -80,3 +80,12 @@ def test_ladder_was_measured_for_both_models(r):
         assert "channels_last" not in names or model == "small CNN"
         assert all(r["ladder_images_per_s"][model][n] > 0 for n in names)
         assert set(r["ladder_step_ratios"][model]) == set(names[1:])
+
+
+def test_total_speedup_verdict_accounts_for_noise(r):
+    """The printed verdict on the whole ladder follows the stated rule: a change counts only beyond the noise."""
+    for model, total in r["ladder_total"].items():
+        noise = max(total["noise"], 1.1)
+        expected = "helped" if total["ratio"] > noise else "hurt" if total["ratio"] < 1 / noise else "within the noise"
+        assert total["verdict"] == expected, (model, total)
+        assert total["noise"] >= 1.0
