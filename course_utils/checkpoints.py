@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .config import data_dir
+from .config import DataDirError, data_dir, writable_data_subdir
 from .device import get_device
 from .training import History, fit
 
@@ -45,10 +45,14 @@ _FIT_DEFAULTS = {"lr": 1e-3, "batch_size": 128, "scheduler_step": "epoch", "seed
 
 # --------------------------------------------------------------------------- paths and names
 def checkpoint_dir() -> Path:
-    """Folder holding the checkpoints: ``data_dir()/"checkpoints"`` (created if missing)."""
+    """Folder holding the checkpoints: ``data_dir()/"checkpoints"`` (created if missing).
+
+    In a read-only data folder an existing checkpoint folder is still returned (checkpoints can be loaded).
+    """
     path = data_dir() / "checkpoints"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    if path.is_dir():
+        return path
+    return writable_data_subdir("checkpoints")
 
 
 def _check_name(name: str) -> str:
@@ -203,7 +207,11 @@ def save_checkpoint(model: nn.Module, path_or_name: str | os.PathLike, history: 
     if history is not None and not isinstance(history, History):
         raise TypeError(f"history must be a course_utils History (what fit returns), got {type(history).__name__}.")
     path = _resolve_path(path_or_name)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataDirError(f"Cannot create the folder {path.parent} for checkpoint {path.name}: "
+                           f"{err.strerror or err}. Choose a writable folder (COURSE_DATA_DIR for bare names).") from err
     payload = {
         "format": FORMAT_VERSION,
         "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
@@ -214,8 +222,12 @@ def save_checkpoint(model: nn.Module, path_or_name: str | os.PathLike, history: 
         "torch_version": str(torch.__version__),
     }
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        raise DataDirError(f"Cannot write the checkpoint {path}: {err.strerror or err}. Give a path in a folder you "
+                           "can write to, or (for a bare name) set COURSE_DATA_DIR to such a folder.") from err
     return path
 
 

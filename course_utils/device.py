@@ -8,14 +8,33 @@ import numpy as np
 import torch
 
 
-def get_device(prefer: str | None = None) -> torch.device:
+def as_device(device: str | torch.device, origin: str = "device") -> torch.device:
+    """``device`` as a ``torch.device``; a name torch does not know gets an error that lists the right ones.
+
+    ``origin`` names where the value came from in that message (e.g. ``"COURSE_DEVICE"``).
+    """
+    if isinstance(device, torch.device):
+        return device
+    if not isinstance(device, str):
+        raise TypeError(f"{origin} must be a string such as 'cuda', 'mps' or 'cpu' (or a torch.device), "
+                        f"not {type(device).__name__}.")
+    name = device.strip().lower()
+    try:
+        return torch.device(name)
+    except RuntimeError:  # torch's own message lists two dozen device types
+        raise ValueError(f"Unknown device {origin}={device!r}: PyTorch calls an NVIDIA GPU 'cuda' ('cuda:1' for a "
+                         "second one), an Apple GPU 'mps' and the processor 'cpu'. Use one of those, or leave "
+                         f"{origin} unset to pick the best available one.") from None
+
+
+def get_device(prefer: str | torch.device | None = None) -> torch.device:
     """Pick the best available device: CUDA, then Apple MPS, then CPU.
 
     ``prefer`` (or the ``COURSE_DEVICE`` environment variable) forces one, e.g. ``"cpu"``.
     """
     choice = prefer or os.environ.get("COURSE_DEVICE")
     if choice:
-        device = torch.device(choice)
+        device = as_device(choice, "device" if prefer else "COURSE_DEVICE")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(
                 "CUDA was requested but no CUDA GPU is visible. On Colab choose "

@@ -203,6 +203,58 @@ def _as_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device,
                     f"not {type(data).__name__}.")
 
 
+def _labels_of(data: Any) -> torch.Tensor | None:
+    """All labels of tensor data (an ImageData or an (X, y) pair); None for a DataLoader."""
+    if hasattr(data, "labels") and isinstance(data.labels, torch.Tensor):
+        return data.labels
+    if isinstance(data, (tuple, list)) and len(data) == 2 and isinstance(data[1], torch.Tensor):
+        return data[1]
+    return None
+
+
+def _is_classification_loss(loss_fn: Callable | None) -> bool:
+    """True for the losses that take integer class labels (the default cross-entropy among them)."""
+    import torch.nn.functional as F
+
+    return loss_fn is None or isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss)) or \
+        loss_fn in (F.cross_entropy, F.nll_loss)
+
+
+def _check_label_kind(y: torch.Tensor, loss_fn: Callable | None) -> None:
+    """Integer class labels ``[N]`` for a classification loss: one-hot or float labels get a clear error."""
+    if not _is_classification_loss(loss_fn):
+        return  # a custom loss may take any target (regression, soft labels, ...)
+    if y.ndim != 1 or y.is_floating_point() or y.dtype == torch.bool:
+        one_hot = " (one-hot rows?)" if y.ndim == 2 else ""
+        raise ValueError(
+            f"fit/evaluate expect integer class labels: a 1-D tensor of class indices 0..C-1 (dtype int64). "
+            f"Got {str(y.dtype).removeprefix('torch.')} labels of shape {tuple(y.shape)}{one_hot}. "
+            "Turn one-hot rows into indices with y.argmax(dim=1), float labels with y.long(); "
+            "for another kind of target pass your own loss_fn.")
+
+
+def _check_label_range(logits: torch.Tensor, labels: torch.Tensor) -> None:
+    """Class indices must be < the number of model outputs (checked once; reads two numbers from the device)."""
+    if logits.ndim != 2 or labels.ndim != 1 or labels.is_floating_point() or not len(labels):
+        return
+    low, high = (int(v) for v in torch.stack([labels.min(), labels.max()]).tolist())
+    outputs = logits.shape[1]
+    if high >= outputs:
+        raise ValueError(f"The model has {outputs} outputs but the labels go up to {high}: a classifier for "
+                         f"{high + 1} classes needs (at least) {high + 1} outputs. Give its last layer "
+                         f"{high + 1} outputs (e.g. nn.Linear(..., {high + 1})) or check the labels.")
+    if low < 0:
+        raise ValueError(f"Labels must be class indices 0..{outputs - 1}, but one is {low}.")
+
+
+def _model_device(model: nn.Module, data: Any) -> torch.device:
+    """Where the model lives; for a model without parameters or buffers, where the data lives (else the CPU)."""
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    X = data.images if hasattr(data, "images") else data[0] if isinstance(data, (tuple, list)) and data else None
+    return X.device if isinstance(X, torch.Tensor) else torch.device("cpu")
+
+
 def _batch_stats(logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum of losses and number correct in a batch, kept on the device."""
     correct = (logits.argmax(dim=1) == y).sum() if logits.ndim == 2 and y.ndim == 1 else torch.zeros((), device=y.device)
@@ -227,8 +279,14 @@ def _augmenter(augment: str | Callable | None, generator: torch.Generator | None
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Any, loss_fn: Callable | None = None, device: torch.device | str | None = None,
              batch_size: int = 1024) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` on ``data`` (in eval mode, no gradients)."""
-    device = torch.device(device) if device else next(model.parameters()).device
+    """Mean loss and accuracy of ``model`` on ``data`` (in eval mode, no gradients).
+
+    ``device`` defaults to where the model is (for a model without parameters: where the data is).
+    """
+    device = get_device(device) if device else _model_device(model, data)
+    labels = _labels_of(data)
+    if labels is not None:
+        _check_label_kind(labels, loss_fn)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     make_iter, n, _ = _as_batches(data, batch_size, False, device, None, _model_memory_format(model))
     was_training = model.training
@@ -238,12 +296,42 @@ def evaluate(model: nn.Module, data: Any, loss_fn: Callable | None = None, devic
     count = 0
     for X, y in make_iter():
         logits = model(X)
-        loss_sum, correct = _batch_stats(logits, y, loss_fn(logits, y))
+        if count == 0:
+            _check_label_kind(y, loss_fn)
+            _check_label_range(logits, labels if labels is not None else y)
+        loss_sum, correct = _batch_stats(logits, y, _loss(loss_fn, logits, y))
         total_loss += loss_sum
         total_correct += correct
         count += len(y)
     model.train(was_training)
+    if count == 0:
+        raise ValueError("evaluate got no examples: the data (or its DataLoader) is empty.")
     return {"loss": float(total_loss) / count, "acc": float(total_correct) / count}
+
+
+def _loss(loss_fn: Callable, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``loss_fn(logits, y)``, with a clear message for a label beyond the model's outputs in a later batch."""
+    try:
+        return loss_fn(logits, y)
+    except IndexError as err:
+        if "out of bounds" not in str(err):
+            raise
+        _check_label_range(logits, y)
+        raise
+
+
+def _check_divergence(train_loss: float, first_loss: float | None, epoch: int,
+                      optimizer: torch.optim.Optimizer) -> None:
+    """Stop a run whose loss is no longer finite or has exploded (ten-fold, and by more than 10, above the
+    first batch's loss), with a hint: nothing useful is learned after that."""
+    lr = optimizer.param_groups[0].get("lr", "?")
+    hint = (f"The learning rate (lr={lr}) is probably too high: try 10x smaller. Also check that the inputs "
+            "are normalised.")
+    if not math.isfinite(train_loss):
+        raise FloatingPointError(f"Training loss became {train_loss} in epoch {epoch + 1}. {hint}")
+    if first_loss is not None and math.isfinite(first_loss) and train_loss > max(10 * first_loss, first_loss + 10):
+        raise FloatingPointError(f"Training diverged: the loss rose from {first_loss:.4g} (first batch) to "
+                                 f"{train_loss:.4g} (epoch {epoch + 1}). {hint}")
 
 
 def fit(model: nn.Module, train: Any, *, epochs: int, lr: float = 1e-3,
@@ -282,7 +370,13 @@ def fit(model: nn.Module, train: Any, *, epochs: int, lr: float = 1e-3,
         raise ValueError(f"batch_size must be positive, got {batch_size}.")
     if scheduler_step not in ("epoch", "batch"):
         raise ValueError("scheduler_step must be 'epoch' or 'batch'.")
-    device = torch.device(device) if device else get_device()
+    device = get_device(device)  # None: the best available; a name is checked ("gpu" gets a clear message)
+    if optimizer is None and not any(p.requires_grad for p in model.parameters()):
+        raise ValueError("The model has no trainable parameters, so there is nothing to train. Check that its "
+                         "layers are created in __init__ (as attributes or inside nn.Sequential/nn.ModuleList).")
+    labels = _labels_of(train)
+    if labels is not None:
+        _check_label_kind(labels, loss_fn)
     fast = device.type == "cuda" if fast is None else fast
     amp = fast if amp is None else amp
     amp = bool(amp) and device.type == "cuda" and torch.cuda.is_bf16_supported()
@@ -315,6 +409,7 @@ def fit(model: nn.Module, train: Any, *, epochs: int, lr: float = 1e-3,
     from tqdm.auto import tqdm
 
     epoch_bar = tqdm(range(epochs), desc="epochs", disable=not progress, leave=True)
+    first_loss: float | None = None  # loss of the very first batch: the reference for "the loss exploded"
     for epoch in epoch_bar:
         model.train()
         timer = Timer()
@@ -327,7 +422,12 @@ def fit(model: nn.Module, train: Any, *, epochs: int, lr: float = 1e-3,
                 X = _in_format(augment_fn(X), memory_format)  # whatever layout a user's function returns
             with _autocast(device, amp):
                 logits = step_model(X)
-                loss = loss_fn(logits, y)
+                if first_loss is None:  # once per fit: label checks before a device-side assert could fire
+                    _check_label_kind(y, loss_fn)
+                    _check_label_range(logits, labels if labels is not None else y)
+                loss = _loss(loss_fn, logits, y)
+            if first_loss is None:
+                first_loss = float(loss.detach())
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -338,10 +438,7 @@ def fit(model: nn.Module, train: Any, *, epochs: int, lr: float = 1e-3,
             total_correct += correct
             seen += len(y)
         train_loss = float(total_loss) / seen  # the one host sync of the epoch
-        if not math.isfinite(train_loss):
-            raise FloatingPointError(
-                f"Training loss became {train_loss} in epoch {epoch + 1}: the learning rate is probably "
-                "too high (try 10x smaller) or the inputs are not normalised.")
+        _check_divergence(train_loss, first_loss, epoch, optimizer)
         elapsed = timer.stop()
         history.train_loss.append(train_loss)
         history.train_acc.append(float(total_correct) / seen)
