@@ -24,8 +24,6 @@ from tools.autograde import protocol
 from tools.autograde.sandbox import Limits, Sandbox, course_utils_dir
 
 ALWAYS_PRELOAD = ["numpy", "matplotlib", "matplotlib.pyplot", "course_utils"]
-STARTUP_S = 240.0        # harness start and library imports (torch) on a busy machine
-GRACE_S = 20.0           # after the per-cell limit, before the parent kills the sandbox
 LOG_CAP = 200_000
 
 
@@ -192,7 +190,7 @@ def _session(cells: list[Cell], skip: set[int], result: Result, limits: Limits, 
 
         def wait(what: str):
             nonlocal first
-            budget = limits.cell_timeout + GRACE_S + (STARTUP_S if first else 0.0)
+            budget = limits.cell_timeout + limits.grace_s + (limits.startup_s if first else 0.0)
             first = False
             while True:
                 seq, obj, seal = chan.receive(min(time.monotonic() + budget, deadline_total), what)
