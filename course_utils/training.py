@@ -13,7 +13,8 @@ Design choices a student can read off the code:
   in the ordinary NCHW layout (oneDNN's convolution backward crashes on some CPUs, e.g. AVX2-only
   AMD EPYC, when the layouts are channels-last or differ between model and batch).
 * Progress is shown with ``tqdm.auto`` bars and a live loss/accuracy figure that redraws in
-  place in Jupyter; outside Jupyter it prints one line per epoch instead.
+  place in Jupyter; outside Jupyter it prints one plain line per epoch instead (no bars, no escape
+  sequences: readable in a terminal, a log file or CI).
 """
 from __future__ import annotations
 
@@ -320,6 +321,17 @@ def _loss(loss_fn: Callable, logits: torch.Tensor, y: torch.Tensor) -> torch.Ten
         raise
 
 
+def epoch_line(history: History, epochs: int) -> str:
+    """The plain progress line of the latest epoch, e.g.
+    ``epoch 3/10 | train loss 0.4120, acc 87.50% | val loss 0.3981, acc 88.10% | 1.2 s, 5,120 img/s``."""
+    i = history.epochs
+    parts = [f"epoch {i}/{epochs}", f"train loss {history.train_loss[-1]:.4f}, acc {history.train_acc[-1]:.2%}"]
+    if history.val_loss:
+        parts.append(f"val loss {history.val_loss[-1]:.4f}, acc {history.val_acc[-1]:.2%}")
+    parts.append(f"{history.epoch_time[-1]:.1f} s, {history.images_per_s[-1]:,.0f} img/s")
+    return " | ".join(parts)
+
+
 def _check_divergence(train_loss: float, first_loss: float | None, epoch: int,
                       optimizer: torch.optim.Optimizer) -> None:
     """Stop a run whose loss is no longer finite or has exploded (ten-fold, and by more than 10, above the
@@ -351,6 +363,8 @@ def fit(model: nn.Module, train: Any, *, epochs: int, lr: float = 1e-3,
     loss_fn : default ``nn.CrossEntropyLoss()``.
     scheduler : a learning-rate scheduler, stepped once per epoch (``scheduler_step="epoch"``)
         or once per batch (``"batch"``, e.g. for OneCycleLR).
+    progress : in Jupyter, tqdm bars for epochs and batches; elsewhere one plain line per epoch
+        (:func:`epoch_line`). ``False``: print nothing.
     seed : seeds the shuffling order so that runs are reproducible (``None``: do not seed).
     callbacks : functions ``f(epoch, history)`` called after every epoch; one that returns ``True``
         stops training (early stopping, time-to-accuracy).
@@ -406,9 +420,15 @@ def fit(model: nn.Module, train: Any, *, epochs: int, lr: float = 1e-3,
     make_iter, n_train, n_batches = _as_batches(train, batch_size, True, device, generator, memory_format)
     history = History(device=str(device) + (" (fast path)" if fast else ""))
     plot = LivePlot(title, enabled=live_plot)
-    from tqdm.auto import tqdm
+    # Jupyter: tqdm bars (epochs, and batches within the epoch). Elsewhere (a script, CI log, terminal IPython):
+    # one plain line per epoch, since nested bars turn into escape sequences and carriage returns there.
+    bars = progress and in_notebook()
+    if bars:
+        from tqdm.auto import tqdm
 
-    epoch_bar = tqdm(range(epochs), desc="epochs", disable=not progress, leave=True)
+        epoch_bar = tqdm(range(epochs), desc="epochs", leave=True)
+    else:
+        epoch_bar = range(epochs)
     first_loss: float | None = None  # loss of the very first batch: the reference for "the loss exploded"
     for epoch in epoch_bar:
         model.train()
@@ -416,8 +436,10 @@ def fit(model: nn.Module, train: Any, *, epochs: int, lr: float = 1e-3,
         total_loss = torch.zeros((), device=device)
         total_correct = torch.zeros((), device=device)
         seen = 0
-        for X, y in tqdm(make_iter(), total=n_batches, desc=f"epoch {epoch + 1}", leave=False,
-                         disable=not progress):
+        batches = make_iter()
+        if bars:
+            batches = tqdm(batches, total=n_batches, desc=f"epoch {epoch + 1}", leave=False)
+        for X, y in batches:
             if augment_fn is not None:
                 X = _in_format(augment_fn(X), memory_format)  # whatever layout a user's function returns
             with _autocast(device, amp):
@@ -452,10 +474,13 @@ def fit(model: nn.Module, train: Any, *, epochs: int, lr: float = 1e-3,
                 metrics = evaluate(model, val, loss_fn, device)
             history.val_loss.append(metrics["loss"])
             history.val_acc.append(metrics["acc"])
-        postfix = {"loss": f"{train_loss:.4f}"}
-        if history.val_acc:
-            postfix["val_acc"] = f"{history.val_acc[-1]:.3f}"
-        epoch_bar.set_postfix(postfix)
+        if bars:
+            postfix = {"loss": f"{train_loss:.4f}"}
+            if history.val_acc:
+                postfix["val_acc"] = f"{history.val_acc[-1]:.3f}"
+            epoch_bar.set_postfix(postfix)
+        elif progress:
+            print(epoch_line(history, epochs), flush=True)
         plot.update(history)
         stop = [callback(epoch, history) for callback in callbacks]
         if any(flag is True for flag in stop):

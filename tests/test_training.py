@@ -137,3 +137,29 @@ def test_augmentation_follows_the_fit_seed():
     first = run()
     torch.manual_seed(456)  # a different global state must not matter
     assert run() == first
+
+
+def test_outside_jupyter_fit_prints_one_plain_line_per_epoch():
+    """A script's output (a pipe, not a terminal; a CI log) gets no bars, escape sequences or carriage returns."""
+    import subprocess
+    import sys
+
+    code = ("import torch, course_utils as cu\n"
+            "from torch import nn\n"
+            "torch.manual_seed(0)\n"
+            "X, y = torch.randn(300, 2), torch.randint(0, 3, (300,))\n"
+            "cu.fit(nn.Linear(2, 3), (X, y), val=(X[:60], y[:60]), epochs=4, batch_size=16, device='cpu')\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert "\x1b[" not in output and "\r" not in output, repr(output)
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert [line.split(" | ")[0] for line in lines] == [f"epoch {i}/4" for i in range(1, 5)], lines
+    assert all("train loss" in line and "val loss" in line for line in lines)
+
+
+def test_progress_false_prints_nothing(capsys):
+    X, y = _blobs()
+    cu.fit(_model(), (X, y), epochs=2, device="cpu", live_plot=False, progress=False)
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
