@@ -6,6 +6,8 @@ installs course_utils without ``-e``. To test that situation offline we create a
 symlinks to everything in the course's ``.venv`` **except** course_utils (neither the editable install
 nor its metadata). torch & co. are therefore "preinstalled" and nothing is copied or reinstalled; the
 repository is not on ``sys.path``; pip (also preinstalled, as on Colab) installs into the new environment.
+The symlinked packages live outside the new environment's prefix, so pip would never uninstall them (it
+refuses to touch distributions outside its environment): the course's .venv cannot be damaged.
 
 Used by tests/test_wheel_install.py and tests/test_colab_cell.py.
 """
@@ -62,18 +64,23 @@ def clean_environ(**extra: str) -> dict[str, str]:
     return env
 
 
+def copy_package_sources(dest: Path) -> Path:
+    """Copy what the package is built from (pyproject.toml, README.md, course_utils/) into ``dest``."""
+    dest.mkdir(parents=True)
+    for name in _SOURCES:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            shutil.copy2(ROOT / name, dest / name)
+    return dest
+
+
 def build_wheel(dest: Path) -> Path:
     """Build course_utils' wheel offline (setuptools from .venv, no build isolation) from a copy of the sources.
 
     Building from a copy keeps ``build/`` and ``*.egg-info`` out of the working tree.
     """
-    src = dest / "src"
-    src.mkdir(parents=True)
-    for name in _SOURCES:
-        if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            shutil.copy2(ROOT / name, src / name)
+    src = copy_package_sources(dest / "src")
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
                              "--quiet", "--wheel-dir", str(dest / "dist"), str(src)],
                             capture_output=True, text=True, timeout=300)

@@ -91,7 +91,7 @@ def test_released_notebook_opens_its_own_copy_in_colab(path):
     nb = nbformat.read(path, as_version=4)
     rel = path.relative_to(ROOT).as_posix()
     assert nbtool.colab_url(rel) in nb.cells[0].source
-    assert nb.cells[1].source == nbtool.setup_source()
+    assert nb.cells[1].source == nbtool.setup_source(needs_gpu=nbtool.needs_gpu(rel))
 
 
 def test_colab_setup_cell_installs_only_course_utils_and_only_on_colab(monkeypatch):

@@ -54,21 +54,50 @@ def badge_source(relative_path: str, settings: dict[str, str] | None = None) -> 
             '<img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"/></a>')
 
 
-def setup_source(settings: dict[str, str] | None = None) -> str:
-    """The first code cell: install course_utils on Colab only, never touching torch."""
+# Notebooks (by file stem) that train networks on the device they are given: only their Colab set-up cell
+# says "No GPU found" on a CPU runtime. The others run on a CPU by design (small models, NumPy, widgets).
+GPU_NOTEBOOKS = frozenset({
+    "L05_optimisers", "L07_batch_normalisation", "L08_cnn_architectures", "L09_fast_training_loops",
+    "L10_understanding_and_breaking_cnns", "A3_lenet5", "A4_alexnet_vgg", "A5_nin_googlenet", "A6_resnet18",
+})
+# On Colab, downloaded data sets are cached here when Google Drive is mounted (a new runtime keeps them).
+DRIVE_DATA_DIR = "/content/drive/MyDrive/dl-course-data"
+
+
+def needs_gpu(relative_path: str) -> bool:
+    """True for a notebook that trains networks on the GPU when there is one (see :data:`GPU_NOTEBOOKS`)."""
+    return Path(relative_path).stem in GPU_NOTEBOOKS
+
+
+def setup_source(settings: dict[str, str] | None = None, *, needs_gpu: bool = True) -> str:
+    """The first code cell: install course_utils on Colab only, never touching torch.
+
+    On Colab it also caches data sets on Google Drive when Drive is mounted (otherwise it prints a one-line
+    hint), and, for a notebook that ``needs_gpu``, says how to get a GPU when the runtime has none.
+    The environment variable ``COURSE_PIP_TARGET`` replaces what pip installs (a fork, a folder, a wheel);
+    tests/test_colab_cell.py uses it to run the cell offline against a local clone.
+    """
     s = settings or course_settings()
     repo = student_repository(s)
+    gpu_check = '''
+    import torch
+    if not torch.cuda.is_available():
+        print("No GPU found. This notebook trains networks: choose Runtime > Change runtime type > GPU, then rerun.")'''
     return f'''# Colab set-up: on Google Colab, install the course helpers (torch is already there and is left alone).
 # Anywhere else (JupyterLab with `make lab`) this cell does nothing.
 import sys
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
-    import subprocess
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
-                    "course-utils @ git+{repo}.git@{s['branch']}"], check=True)
-    import torch
-    if not torch.cuda.is_available():
-        print("No GPU found. For training notebooks choose Runtime > Change runtime type > GPU, then rerun.")'''
+    import importlib, os, subprocess
+    # COURSE_PIP_TARGET (optional): install the helpers from a fork, a folder or a wheel instead.
+    target = os.environ.get("COURSE_PIP_TARGET", "course-utils @ git+{repo}.git@{s['branch']}")
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", target], check=True)
+    importlib.invalidate_caches()
+    if os.path.isdir("{Path(DRIVE_DATA_DIR).parent}"):  # Google Drive is mounted: data sets survive the runtime
+        os.environ.setdefault("COURSE_DATA_DIR", "{DRIVE_DATA_DIR}")
+    elif "COURSE_DATA_DIR" not in os.environ:
+        print("Tip: downloads vanish with this runtime; to keep them, run `from google.colab import drive; "
+              "drive.mount('/content/drive')`, then this cell again.")''' + (gpu_check if needs_gpu else "")
 
 
 def _tagged(cell, tag: str) -> bool:
@@ -78,7 +107,7 @@ def _tagged(cell, tag: str) -> bool:
 def expected_header(relative_path: str, settings: dict[str, str] | None = None) -> list:
     badge = nbformat.v4.new_markdown_cell(badge_source(relative_path, settings))
     badge.metadata["tags"] = [BADGE_TAG]
-    setup = nbformat.v4.new_code_cell(setup_source(settings))
+    setup = nbformat.v4.new_code_cell(setup_source(settings, needs_gpu=needs_gpu(relative_path)))
     setup.metadata["tags"] = [SETUP_TAG]
     for cell in (badge, setup):  # nbgrader: ordinary read-only cells
         cell.metadata["editable"] = False
