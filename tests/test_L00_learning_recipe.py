@@ -247,3 +247,19 @@ def test_bad_inputs_raise_helpful_errors():
     pg = Playground(n=40, resolution=20)
     with pytest.raises(ValueError, match="steps"):
         pg.train(-5)
+
+
+def test_playground_survives_an_exploding_loss():
+    """lr=10 with 8 ELU layers once crashed the redraw (a Python int too large for the log axis)."""
+    pg = Playground("xor", depth=8, width=64, activation="elu", lr=10.0, resolution=20)
+    pg.train(60)
+    assert pg.to_png().startswith(b"\x89PNG")
+    pg.losses += [3e25, 1e300]                # astronomically large but finite
+    assert pg.to_png().startswith(b"\x89PNG")
+    pg.losses.append(float("nan"))            # diverged
+    assert pg.diverged
+    assert pg.to_png().startswith(b"\x89PNG")
+    assert "lower the learning rate" in pg._title.get_text()
+    steps = len(pg.losses)
+    pg.train(10)                              # nothing to learn from nan weights: no further steps
+    assert len(pg.losses) == steps

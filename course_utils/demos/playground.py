@@ -133,6 +133,8 @@ class Playground:
         loss_fn = nn.CrossEntropyLoss()
         with one_thread():
             for _ in range(steps):
+                if self.diverged:      # nothing left to learn from nan weights; the title says what to do
+                    break
                 loss = loss_fn(self.model(self.X), self.y)
                 self.optimizer.zero_grad()
                 loss.backward()
@@ -170,12 +172,18 @@ class Playground:
     def _loss_limits(self) -> tuple[float, float, float]:
         n = len(self.losses)
         xmax = next((s for s in _NICE_STEPS if s >= n), n)
-        if not self.losses:
+        finite = [v for v in self.losses if math.isfinite(v)]
+        if not finite:
             return xmax, 1e-2, 1.0
-        lo, hi = min(self.losses), max(self.losses)
-        ymin = min(1e-2, 10 ** math.floor(math.log10(max(lo, 1e-5))))
-        ymax = max(1.0, 10 ** math.ceil(math.log10(max(hi, 1e-5))))
+        lo, hi = min(finite), min(max(finite), 1e30)      # floats throughout: a diverged loss can be astronomically large
+        ymin = min(1e-2, 10.0 ** math.floor(math.log10(max(lo, 1e-5))))
+        ymax = max(1.0, 10.0 ** math.ceil(math.log10(max(hi, 1e-5))))
         return xmax, ymin, ymax
+
+    @property
+    def diverged(self) -> bool:
+        """True once the training loss has become inf or nan (the learning rate was too large)."""
+        return bool(self.losses) and not math.isfinite(self.losses[-1])
 
     @torch.no_grad()
     def _update_artists(self) -> None:
@@ -187,12 +195,17 @@ class Playground:
         else:                     # the expected class colour under the model
             rgb = probs @ self._colours
         rgb = 1 - 0.6 * (1 - rgb)  # pale, so that the data points stand out
+        rgb = np.nan_to_num(rgb, nan=0.8)   # a diverged model predicts nan: show grey, not garbage
         self._image.set_data(rgb.reshape(r, r, 3).clip(0, 1))
         p = self.params
-        acc = self.accuracy()
-        self._title.set_text(f"{p['dataset']}: {p['depth']} hidden layer(s) of {p['width']}, {p['activation']}, "
-                             f"lr {p['lr']:.3g}\ntraining accuracy {acc:.0%} after {len(self.losses)} steps")
-        self._line.set_data(np.arange(1, len(self.losses) + 1), self.losses)
+        head = f"{p['dataset']}: {p['depth']} hidden layer(s) of {p['width']}, {p['activation']}, lr {p['lr']:.3g}"
+        if self.diverged:
+            status = f"training diverged after {len(self.losses)} steps (loss {self.losses[-1]}): lower the learning rate"
+        else:
+            status = f"training accuracy {self.accuracy():.0%} after {len(self.losses)} steps"
+        self._title.set_text(f"{head}\n{status}")
+        losses = np.asarray(self.losses, dtype=float)
+        self._line.set_data(np.arange(1, len(losses) + 1), np.where(np.isfinite(losses), losses, np.nan))
 
     def _full_draw(self, layout: tuple) -> None:
         xmax, ymin, ymax = layout[:3]
