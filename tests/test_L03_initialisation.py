@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -362,3 +363,28 @@ def test_explorer_widget_builds():
 def test_benchmark_redraw_smoke():
     ms = ie.benchmark_redraw()
     assert isinstance(ms, float) and 0 < ms < 5000
+
+
+def test_init_explorer_shows_underflow_as_a_gap_not_a_plateau():
+    """A std that underflowed to exactly 0 was drawn as a plateau at 1e-30 under a title like 'x4.1e-29'."""
+    explorer = ie.InitExplorer(depth=30, width=8, activation="relu", scheme="small")
+    explorer.draw()
+    act_std = np.array(explorer.result.act_std, dtype=float)
+    assert (act_std == 0).any(), "this setting underflows (the premise of the test)"
+    drawn = np.asarray(explorer._line_act.get_ydata(), dtype=float)
+    assert np.isnan(drawn[act_std == 0]).all() and (drawn[act_std > 0] == act_std[act_std > 0]).all()
+    first_zero = int(np.flatnonzero(act_std == 0)[0]) + 1
+    assert f"activations underflow to 0 at layer {first_zero}" in explorer._std_title.get_text()
+
+
+@pytest.mark.parametrize("activation", ie.ACTIVATIONS)
+def test_init_explorer_draws_at_the_extreme_settings(activation):
+    explorer = ie.InitExplorer(depth=4, width=16)
+    for depth, width in ((1, ie.MIN_WIDTH), (ie.MAX_DEPTH, ie.MIN_WIDTH), (ie.MAX_DEPTH, 64)):
+        for scheme in ie.SCHEMES:
+            explorer.update(depth=depth, width=width, activation=activation, scheme=scheme)
+            explorer.draw()
+            title = explorer._std_title.get_text()
+            parts = title.replace("\n", ", ").split(", gradients ")
+            assert len(parts) == 2 and all(("×" in p) != ("flow to" in p) for p in parts), title
+            assert "×nan" not in title and "×inf" not in title and "×0 " not in title + " ", title

@@ -281,6 +281,24 @@ class _StaticTextLayer(Artist):
         gc.restore()
 
 
+def _drawable(stds: np.ndarray) -> np.ndarray:
+    """Standard deviations for a log axis: zeros (underflow) and non-finite values become gaps (nan)."""
+    stds = np.asarray(stds, dtype=float)
+    return np.where(np.isfinite(stds) & (stds > 0), stds, np.nan)
+
+
+def _change(stds: np.ndarray, layers: np.ndarray) -> str:
+    """How a std changes along ``layers`` (in the order the signal travels), in words where a ratio would lie."""
+    stds = np.asarray(stds, dtype=float)
+    bad = np.flatnonzero(~np.isfinite(stds))
+    if len(bad):
+        return f"overflow to inf/nan at layer {layers[bad[0]]}"
+    zero = np.flatnonzero(stds == 0)
+    if len(zero):
+        return f"underflow to 0 at layer {layers[zero[0]]}"
+    return f"×{stds[-1] / stds[0]:.2g}"
+
+
 class InitExplorer:
     """The figure behind the L3 widget; ``update(...)`` recomputes, ``draw()`` redraws in place."""
 
@@ -356,16 +374,18 @@ class InitExplorer:
         depth = len(r.activations)
         layers = np.arange(1, depth + 1)
         with one_thread():
-            act_std = np.maximum(np.array(r.act_std), 1e-30)
-            grad_std = np.maximum(np.array(r.grad_std), 1e-30)
+            act_std = np.array(r.act_std, dtype=float)
+            grad_std = np.array(r.grad_std, dtype=float)
             (a_lo, a_hi), (g_lo, g_hi) = self._ranges()
             hist_act = layer_histograms(r.activations, a_lo, a_hi)
             hist_grad = layer_histograms(r.grads, g_lo, g_hi)
-        self._line_act.set_data(layers, act_std)
-        self._line_grad.set_data(layers, grad_std)
+        # A std that underflowed to exactly 0 (or overflowed) has no place on a log axis: leave a gap
+        # there and say so in the title, instead of drawing a made-up plateau.
+        self._line_act.set_data(layers, _drawable(act_std))
+        self._line_grad.set_data(layers, _drawable(grad_std))
         ax = self.ax_std
-        both = np.concatenate([act_std, grad_std])
-        lo, hi = both.min(), both.max()
+        both = _drawable(np.concatenate([act_std, grad_std]))
+        lo, hi = (np.nanmin(both), np.nanmax(both)) if np.isfinite(both).any() else (1.0, 1.0)
         ax.set_xlim(0.5, depth + 0.5)
         ax.set_ylim(min(lo / 3, 0.1), max(hi * 3, 10))
         for img, axis, values, (v_lo, v_hi) in ((self._img_act, self.ax_act, hist_act, (a_lo, a_hi)),
@@ -375,11 +395,11 @@ class InitExplorer:
             axis.set_xlim(0.5, depth + 0.5)
             axis.set_ylim(v_lo, v_hi)
         p = self.params
-        ratio_a = act_std[-1] / act_std[0]
-        ratio_g = grad_std[0] / grad_std[-1]
         widths = r.widths
         width_txt = f"width {widths[0]}" if p["shape"] == "constant" else f"widths {widths[0]}→{widths[-1]}"
-        self._std_title.set_text(f"over all layers: activations ×{ratio_a:.2g}, gradients ×{ratio_g:.2g}")
+        act_change, grad_change = _change(act_std, layers), _change(grad_std[::-1], layers[::-1])
+        joiner = ", " if len(act_change) + len(grad_change) < 30 else "\n"   # long verdicts: one per line
+        self._std_title.set_text(f"activations {act_change}{joiner}gradients {grad_change}")
         self._suptitle.set_text(f"{p['depth']} layers, {width_txt}, {p['activation']}, {SCHEMES[p['scheme']]}")
         return self.fig
 
