@@ -220,6 +220,33 @@ def hidden_lines(source_nb, min_length: int = markers.MIN_SECRET_LENGTH) -> set[
     return markers.hidden_test_lines(source_nb, min_length=min_length)
 
 
+PRINT_HISTORY = ("try:\n    print(In)\n    for _entry in _ih:\n        print(_entry)\n"
+                 "    from IPython.display import HTML, display\n"
+                 "    display(HTML('<pre>' + '\\n'.join(In) + '</pre>'))\n"
+                 "except NameError:\n    print('no IPython input history in this grader')")
+
+
+def leaking(nb, source_nb):
+    """A hand-in that tries to carry hidden tests into its feedback, with markers in its own cells.
+
+    Its last cells print IPython's input history ``In`` (which holds every test cell an IPython-based
+    grader ran before them) and print the hidden tests from a base64 string (as if learned elsewhere:
+    the feedback filter must work on outputs whatever their origin, and the cell's source shows none of
+    them). Its own cells hold both hidden-test markers on one line, an END alone and a BEGIN never closed.
+    """
+    import base64
+
+    code = [i for i, c in enumerate(nb.cells) if grading.nbgrader_meta(c).get("solution") and c.cell_type == "code"]
+    nb.cells[code[0]].source += "\n# ### BEGIN HIDDEN TESTS ### END HIDDEN TESTS (pasted by mistake)"
+    nb.cells.insert(code[1], nbformat.v4.new_code_cell("x_stray = 1  ### END HIDDEN TESTS"))
+    nb.cells.append(nbformat.v4.new_code_cell("### BEGIN HIDDEN TESTS\nprint('my own notes')"))
+    nb.cells.append(nbformat.v4.new_code_cell(PRINT_HISTORY))
+    hidden = "\n".join(c.source for c in source_nb.cells if markers.BEGIN_HIDDEN in c.source)
+    encoded = base64.b64encode(hidden.encode()).decode()
+    nb.cells.append(nbformat.v4.new_code_cell(f"import base64\nprint(base64.b64decode('{encoded}').decode())"))
+    return nb
+
+
 def html_text(path: Path) -> str:
     """The visible text of an HTML file (tags removed, entities decoded)."""
     import html

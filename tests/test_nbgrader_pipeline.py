@@ -27,10 +27,10 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbgrader_helpers import (ROOT, POINTS_RE, cell_index, course_copy, edit, grade_round, hidden_lines, html_text,
-                              points, release_nb, run, scores_table, solved, source_notebooks, stated_total,
+                              leaking, points, release_nb, run, scores_table, solved, source_notebooks, stated_total,
                               strip_like_colab, write_submission)
 
-from tools import grading, release
+from tools import grading, markers, release
 
 ASSIGNMENTS = release.discover(ROOT)
 if os.environ.get("NBGRADER_TEST_ASSIGNMENTS"):   # e.g. =A1_backprop,A2_convolution while working on those
@@ -104,6 +104,8 @@ HOSTILE = {
     "badimport": (_bad_import, {"test_softmax_loss", "test_two_layer_loss", "test_training"}, set()),
     "duplicate": (_duplicate, set(), {"duplicate-id"}),
     "stripped": (strip_like_colab, set(), {"metadata-stripped"}),
+    "leaker": (lambda nb: leaking(nb, nbformat.read(next(iter(source_notebooks(MATRIX).values())), as_version=4)),
+               set(), set()),   # prints hidden tests into its outputs; markers in its own cells
 }
 MANUAL_CELL = "written_backprop_cost"
 
@@ -429,6 +431,20 @@ def test_hostile_submissions_get_the_right_scores(rounds):
         assert set(row["failed"]) == failing, f"{student}: {row}"
         if student != "solution":   # their written answer (the model answer text) still waits for a grader
             assert row["needs_manual"] == [MANUAL_CELL], row
+
+
+def test_feedback_of_a_hand_in_that_prints_hidden_tests_shows_none(rounds):
+    """Defence in depth (tools.grading.HideHiddenTests): outputs are filtered, markers never crash feedback."""
+    rnd = _matrix(rounds)
+    stem = _single_notebook(MATRIX)
+    scanner = markers.SecretScanner(hidden_lines(nbformat.read(source_notebooks(MATRIX)[stem], as_version=4)))
+    autograded = (rnd.course / "autograded" / "leaker" / MATRIX / f"{stem}.ipynb").read_text()
+    assert scanner.found(autograded), "control: the hand-in should print hidden tests into its outputs"
+    page = rnd.course / "feedback" / "leaker" / MATRIX / f"{stem}.html"
+    assert page.exists(), rnd.runs["feedback"].output[-3000:]
+    text = html_text(page)
+    assert not scanner.found(text), "the feedback shows hidden-test source"
+    assert markers.REDACTED_LINE in text or markers.REDACTED_OUTPUT in text
 
 
 def test_endless_loop_hits_the_time_limit_and_grading_goes_on(rounds):
