@@ -287,3 +287,20 @@ def test_explorer_draw_and_benchmark():
     assert len(fig.axes[0].get_lines()) == 3  # minimum norm, ridge, threshold marker
     ms = benchmark_redraw()
     assert 0 < ms < 5000
+
+
+def test_notebook_solver_agrees_with_the_demo_module():
+    """The explorer (course_utils.demos.double_descent) must compute what the lecture teaches."""
+    import torch
+
+    from conftest import load_scratch_cells
+
+    ns = load_scratch_cells(NB, required=("min_norm_lstsq", "relu_features"),
+                            preload={"np": np, "torch": torch, "record": lambda key, value: value})
+    rng = np.random.default_rng(3)
+    for shape in [(40, 10), (40, 40), (40, 160)]:
+        X, W = rng.standard_normal((shape[0], 6)), rng.standard_normal((6, shape[1]))
+        y = rng.standard_normal(shape[0])
+        np.testing.assert_array_equal(ns["relu_features"](X, W), relu_features(X, W))
+        F = relu_features(X, W)
+        np.testing.assert_allclose(ns["min_norm_lstsq"](F, y), min_norm_lstsq(F, y), rtol=1e-9, atol=1e-12)
