@@ -26,7 +26,6 @@ QUOTED: dict[str, dict[str, str]] = {
         "358": "quoted from the slides ('about 358M'), which the notebook then corrects with a computed count",
     },
     "L04_double_descent": {
-        "30": "a Try it: the degree the student is asked to fit",
         "31": "a Try it: the number of coefficients of that degree-30 polynomial",
     },
     "L08_cnn_architectures": {"1.2": "ImageNet's size (about 1.2 million training photographs), a fact about the data set"},
