@@ -16,7 +16,18 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbgrader_helpers import ROOT, cell_index, edit, points, release_nb, run, solved, source_notebooks, write_submission
+from nbgrader_helpers import (
+    ROOT,
+    cell_index,
+    edit,
+    hidden_lines,
+    points,
+    release_nb,
+    run,
+    solved,
+    source_notebooks,
+    write_submission,
+)
 
 from tools import grading, release
 
@@ -26,7 +37,8 @@ CELL_TIMEOUT = 20
 MEMORY_LIMIT = 3 * 1024**3        # the 4 GB allocation must fail
 MAX_PROCESSES = 48                # the 60 forks must not all succeed
 
-pytestmark = pytest.mark.skipif(not (ROOT / "solutions" / A1).is_dir(), reason=f"{A1} is not in solutions/")
+pytestmark = [pytest.mark.skipif(not (ROOT / "solutions" / A1).is_dir(), reason=f"{A1} is not in solutions/"),
+              pytest.mark.timeout(2400)]   # the first test waits for the whole grading run
 
 
 def _insert_after(nb, gid: str, source: str):
@@ -82,12 +94,21 @@ attempt("current_frames", lambda: sys._current_frames())
 attempt("gc_objects", lambda: __import__("gc").get_objects())
 attempt("gc_referrers", lambda: __import__("gc").get_referrers(sys.modules))
 attempt("ctypes", lambda: __import__("ctypes").CDLL(None))
-attempt("audithook", lambda: sys.addaudithook(lambda *a: None))
+def _add_hook():
+    seen = []
+    sys.addaudithook(lambda event, args: seen.append(event))   # refused silently (Exception) or loudly
+    compile("1", "<probe>", "eval")
+    if not seen:
+        raise RuntimeError("the audit hook was not added")
+
+attempt("audithook", _add_hook)
 attempt("subprocess", lambda: __import__("subprocess").run(["true"]))
 attempt("os_system", lambda: os.system("true"))
 attempt("socket", lambda: __import__("socket").socket())
-attempt("set_code", lambda: setattr(__import__("numpy").allclose, "__code__", (lambda *a, **k: True).__code__))
-attempt("set_defaults", lambda: setattr(__import__("numpy").allclose, "__defaults__", (1e9, 1e9, False)))
+import course_utils.gradcheck as _gc
+attempt("set_code", lambda: setattr(_gc.relative_error, "__code__", (lambda a, b, eps=0: 0.0).__code__))
+attempt("set_defaults", lambda: setattr(_gc.relative_error, "__defaults__", (1e300,)))
+attempt("set_code_locked", lambda: setattr(relative_error, "__code__", (lambda a, b, eps=0: 0.0).__code__))
 attempt("new_function", lambda: __import__("types").FunctionType((lambda: 0).__code__, {}))
 attempt("spoof_compile", lambda: compile("x = 1", __import__("traceback").__file__, "exec"))
 attempt("marshal", lambda: __import__("marshal").loads(__import__("marshal").dumps(1)))
@@ -119,9 +140,10 @@ sys.modules["numpy"] = fake
 
 PATCH_DURING_TEST = r'''
 def affine_forward(x, w, b):
-    import numpy, builtins
-    numpy.allclose = lambda *a, **k: True          # rebinds the library while the test runs
-    builtins.isinstance = lambda *a: True
+    import numpy
+    numpy.max = lambda *a, **k: 0.0               # relative_error (course_utils) now says 0: the visible check passes
+    numpy.allclose = lambda *a, **k: True          # and the hidden checks too
+    numpy.array_equal = lambda *a, **k: True
     out = x.reshape(x.shape[0], -1) @ w            # no bias: wrong
     return out, (x, w, b)
 '''
@@ -133,7 +155,7 @@ def _steal(course: Path) -> str:
              f"{course}/submitted/solution/{A1}/{STEM}.ipynb", f"{course}/autograded", "/root/.bash_history",
              f"{course}/nbgrader_config.py"]
     return f'''
-import os, glob, json
+import os, sys, json
 for path in {paths!r}:
     print(("FOUND " if os.path.exists(path) else "absent ") + path)
     try:
@@ -146,8 +168,9 @@ for path in {paths!r}:
         print("no", type(e).__name__)
 hits = []
 for top, dirs, files in os.walk("/"):
-    dirs[:] = [d for d in dirs if not (top == "/" and d in ("proc", "sys", "dev"))]
-    hits += [os.path.join(top, f) for f in files if f.endswith(".ipynb") or f == "gradebook.db"]
+    dirs[:] = [d for d in dirs if not (top == "/" and d in ("proc", "sys", "dev"))
+               and os.path.join(top, d) not in (sys.prefix, sys.base_prefix)]   # libraries' own test files
+    hits += [os.path.join(top, f) for f in files if f.startswith("A1_backprop") or f == "gradebook.db"]
 print("FOUND-NOTEBOOKS" if hits else "no notebooks anywhere", hits[:5])
 print("ENV", sorted(os.environ))
 print("CWD", os.getcwd(), "UID", os.getuid())
@@ -216,8 +239,8 @@ except OSError as e:
 
 BIG_IMAGE = r'''
 import matplotlib.pyplot as plt, numpy as _np
-fig = plt.figure(figsize=(60, 60), dpi=100)
-plt.imshow(_np.random.default_rng(0).random((3000, 3000, 3)))
+fig = plt.figure(figsize=(20, 20), dpi=100)        # 2000 x 2000 pixels of noise: a PNG of about 10 MB
+plt.imshow(_np.random.default_rng(0).random((2000, 2000, 3)))
 plt.show()
 print("x" * 12_000_000)
 '''
@@ -401,8 +424,8 @@ def test_hidden_tests_solutions_and_gradebook_are_out_of_reach(graded):
     env = re.search(r"ENV (\[.*\])", text)
     assert env and not any(name.startswith(("NBGRADER", "JPY", "JUPYTER")) for name in eval(env.group(1))), text[-2000:]
     assert re.search(r"CWD /submission UID 6\d{4}", text), text[-2000:]
-    secret = {line.strip() for line in (ROOT / "solutions" / A1 / f"{STEM}.ipynb").read_text().split("\\n")
-              if "_rng" in line and len(line.strip()) > 20}
+    secret = hidden_lines(nbformat.read(source_notebooks(A1)[STEM], as_version=4))
+    assert secret
     for student in ("probes", "steal"):
         shown = [line for line in secret if line in graded.text(student)]
         assert not shown, f"{student} printed hidden test lines: {shown[:3]}"

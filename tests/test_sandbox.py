@@ -17,7 +17,7 @@ from tools.autograde.runner import Cell, grade_cells
 from tools.autograde.sandbox import PLAIN_WARNING, Limits, detect_mode
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = dict(cell_timeout=4.0, grace_s=3.0)
+FAST = {"cell_timeout": 4.0, "grace_s": 3.0}
 
 
 def _text(result, index: int) -> str:

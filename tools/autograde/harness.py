@@ -21,7 +21,7 @@ module globals hold only functions. This file must not import anything from the 
 import sys
 
 
-def main() -> None:  # noqa: C901 (one function on purpose: its locals are the harness's only state)
+def main() -> None:  # one function on purpose: its locals are the harness's only state
     import _hashlib
     import _thread
     import gc
@@ -208,8 +208,8 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
     def collect_figures():
         if plt is None:
             return
-        import io
         import base64
+        import io
         for num in list(plt.get_fignums()):
             fig = plt.figure(num)
             buf = io.BytesIO()
@@ -261,7 +261,7 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
                        for m, d, saved in module_snapshot]
     modules_snapshot = dict(sys.modules)
     builtins_saved = dict(builtins_mod.__dict__)
-    meta_path, path_hooks, sys_path = list(sys.meta_path), list(sys.path_hooks), list(sys.path)
+    meta_path, path_hooks = list(sys.meta_path), list(sys.path_hooks)
     main_thread_count = thread_count()
     default_handlers = {}
     for sig in signal.valid_signals():
@@ -290,7 +290,7 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
         entry = by_dict.get(id(globals_))
         if entry is None:
             return
-        mod, d, saved, classes = entry
+        _mod, d, saved, classes = entry
         for k, v in saved.items():
             if d.get(k, restore) is not v:
                 d[k] = v
@@ -365,6 +365,7 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
 
     # --- output capture ---------------------------------------------------------------------------------
     max_out = int(limits.get("max_output_chars", 10_000_000))
+    per_cell_chars = max(1, max_out // 10)
 
     # Objects that submitted code can reach (sys.stdout, the SIGALRM handler, plt.show) are built in namespaces of
     # their own, so that their __globals__ lead nowhere near the harness's state.
@@ -413,7 +414,7 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
         if isinstance(err, CellTimeoutError):
             ename = "CellTimeoutError"
         evalue = safe_text(err)
-        lines = [f"{ename}: {evalue}"] if not isinstance(err, CellTimeoutError) else [f"{ename}: {evalue}"]
+        lines = [f"{ename}: {evalue}"]
         tb_lines = ["Traceback (most recent call last):"]
         for filename, lineno, name in tb_entries(err.__traceback__, "Cell In["):
             if filename.startswith("Cell In["):
@@ -439,7 +440,8 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
     def run_code(number, source, globals_, is_locked):
         """Compile and run one cell; returns (outputs, error-or-None)."""
         outputs, figures[:] = [], []
-        out, err_stream = Capture("stdout", outputs, budget), Capture("stderr", outputs, budget)
+        cell_budget = [min(budget[0], per_cell_chars)]     # one cell's flood never hides the next cells' output
+        out, err_stream = Capture("stdout", outputs, cell_budget), Capture("stderr", outputs, cell_budget)
         filename = f"Cell In[{number}]"
         sources[str(number)] = source
         error = None
@@ -489,6 +491,7 @@ def main() -> None:  # noqa: C901 (one function on purpose: its locals are the h
             collect_figures()
         except BaseException:
             pass
+        budget[0] -= min(budget[0], per_cell_chars) - cell_budget[0]
         outputs.extend(figures)
         if error is not None:
             outputs.append(error_output(error, sources))

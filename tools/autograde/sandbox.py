@@ -75,7 +75,7 @@ class Mounts:
 
 def _works(cmd: list[str]) -> bool:
     try:
-        return subprocess.run(cmd, capture_output=True, timeout=20).returncode == 0
+        return subprocess.run(cmd, check=False, capture_output=True, timeout=20).returncode == 0
     except (OSError, subprocess.SubprocessError):
         return False
 
@@ -234,7 +234,7 @@ class Sandbox:
                         pass
             self.proc = subprocess.Popen(argv, cwd=self.scratch, env=env, stdin=subprocess.DEVNULL, stdout=log_fd,
                                          stderr=log_fd, pass_fds=(in_fd, out_fd), start_new_session=True,
-                                         preexec_fn=preexec)
+                                         preexec_fn=preexec)  # noqa: PLW1509 (rlimits before exec)
             return self.proc
         argv = [python, "-I", INSIDE_HARNESS, str(in_fd), str(out_fd)]
         userns = self.mode == "userns"
