@@ -218,7 +218,7 @@ def test_l04_figure_count():
     path = Path(os.environ["COURSE_RECORD_DIR"]) / "L04_double_descent.figures.json"
     if not path.exists():
         pytest.skip("the notebook did not run under nbval in this session")
-    assert json.loads(path.read_text())["figures"] == 11      # 10 plots + the explorer widget's figure
+    assert json.loads(path.read_text())["figures"] == 12      # 10 plots, the explorer widget's figure, Try-it 6
 
 
 # ----------------------------------------------------------------- the demo module
@@ -304,3 +304,21 @@ def test_notebook_solver_agrees_with_the_demo_module():
         np.testing.assert_array_equal(ns["relu_features"](X, W), relu_features(X, W))
         F = relu_features(X, W)
         np.testing.assert_allclose(ns["min_norm_lstsq"](F, y), min_norm_lstsq(F, y), rtol=1e-9, atol=1e-12)
+
+
+# ----------------------------------------------------------------- Try-it answers
+def test_tryit_answers_random_features(r):
+    assert r["tryit_noise0_peak_ratio"] == pytest.approx(1.0, rel=0.25)     # a peak without label noise
+    assert r["tryit_flatten_log10_lam"] < 2.0                                 # some λ on the slider flattens it
+    widest = r["tryit_widest_risk"]
+    assert widest["noise1_flatten"] < widest["noise1_no_ridge"]               # with noise 1 that λ helps the widest
+    assert widest["noise0_lam_100"] > 1.5 * widest["noise0_no_ridge"]         # without noise λ = 1e2 hurts it
+    for n in (50, 200):
+        assert r[f"tryit_rf_peak_width_n{n}"] == pytest.approx(n, rel=0.25)
+    assert r["tryit_sw_peak_n_p50"] == pytest.approx(50, rel=0.25)
+
+
+def test_tryit_answer_polynomial_interpolation_is_not_benign(r):
+    p = r["tryit_poly30_rms"]
+    assert p["train"] < 1e-6                      # it interpolates the 15 points
+    assert p["test"] > 3 * p["test_degree3"]      # and is far worse than degree 3 on new inputs
