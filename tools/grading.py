@@ -752,6 +752,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("report", help="scores and grading problems of one assignment")
     p.add_argument("assignment")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser("autograde", help="autograde every submission of one assignment, N at a time or on a Dask "
+                       "cluster, one gradebook writer (tools/autograde/parallel.py)")
+    from tools.autograde import parallel
+    parallel.add_arguments(p)
     args = parser.parse_args(argv)
     root = args.root.resolve()
 
@@ -769,6 +773,8 @@ def main(argv: list[str] | None = None) -> int:
         for f in leftover:
             print(f"NOT REPAIRED  {f.label}: " + "; ".join(str(i) for i in f.issues))
         return 1 if leftover else 0
+    if args.command == "autograde":
+        return parallel.run_cli(args, root)
     if args.command == "manual-grade":
         print(set_manual_grade(args.assignment, args.student, args.cell_id, args.points, args.comment, root))
         return 0
