@@ -24,7 +24,7 @@ JUPYTER_LAB = $(VENV)/bin/jupyter lab \
 	$(if $(filter 0,$(shell id -u)),--allow-root) \
 	--LabApp.default_url=/lab/tree/$(FIRST_LECTURE)
 
-.PHONY: lab lab-instructor test test-latest setup lab-setup lock release clean-venv
+.PHONY: lab lab-instructor test test-latest setup lab-setup lock release student-dist clean-venv
 
 # An environment that already has the instructor install keeps it (and keeps it up to date);
 # otherwise `make lab` installs only what students need.
@@ -56,6 +56,10 @@ $(LAB_STAMP): pyproject.toml .ci/constraints.txt
 
 release: setup                       ## regenerate the student copies in assignments/ from solutions/
 	$(PY) -m tools.release
+
+student-dist: setup                  ## write the student distribution into DEST (a clone of the student repository)
+	@test -n "$(DEST)" || { echo "Say where: make student-dist DEST=../deep-learning-course [ASSIGNMENTS='A1_backprop A2_convolution']"; exit 2; }
+	$(PY) -m tools.distribute $(DEST) $(if $(ASSIGNMENTS),--assignments $(ASSIGNMENTS))
 
 lock: setup                          ## refresh the exact CI versions after changing dependencies
 	$(PY) -m pip freeze --exclude-editable | grep -v '^course-utils' > .ci/constraints.tmp
