@@ -116,3 +116,17 @@ def test_plain_mode_says_what_it_does_not_defend():
         assert words in PLAIN_WARNING
     result = grade_cells([Cell(0, "student", "x = 1"), Cell(1, "test", "assert x == 1")], Limits(**FAST), mode="plain")
     assert result.verdicts[1].passed, result.log
+
+
+def test_library_self_patching_is_not_tampering_but_a_patch_inside_a_test_is(mode):
+    cells = [Cell(0, "locked", "import numpy as np\nimport torch"),
+             Cell(1, "student", "def make():\n    p = torch.zeros(1, requires_grad=True)\n"
+                                "    return p, torch.optim.SGD([p], lr=0.1)\n"
+                                "def cheat(x):\n    np.allclose = lambda *a, **k: True\n    return x"),
+             # torch wraps SGD.step on first use (a library changing its own class): must pass
+             Cell(2, "test", "p, opt = make()\np.sum().backward()\nopt.step()\nassert p.item() == -0.1 or abs(p.item() + 0.1) < 1e-6"),
+             # the tested function rebinds np.allclose, which then says the wrong answer is right: must fail
+             Cell(3, "test", "x = cheat(1)\nassert np.allclose(x, 2)")]
+    result = grade_cells(cells, Limits(cell_timeout=120, grace_s=5), mode=mode)   # torch.optim imports torch._dynamo
+    assert result.verdicts[2].passed, result.outputs.get(2)
+    assert not result.verdicts[3].passed and "numpy.allclose" in result.verdicts[3].reason, result.verdicts[3]

@@ -375,14 +375,16 @@ def store_fingerprint(root: Path, assignment: str, student: str, fingerprint: st
     tmp.replace(path)
 
 
-def graded_students(db_url: str, assignment: str) -> set[str]:
+def graded_students(db_url: str, assignment: str) -> dict[str, tuple[float, float]]:
+    """``{student: (score, max_score)}`` of every submission of ``assignment`` in the gradebook."""
     from nbgrader.api import Gradebook, MissingEntry
 
     with Gradebook(db_url) as gb:
         try:
-            return {s.student.id for s in gb.find_assignment(assignment).submissions}
+            return {s.student.id: (float(s.score), float(s.max_score))
+                    for s in gb.find_assignment(assignment).submissions}
         except MissingEntry:
-            return set()
+            return {}
 
 
 # ================================================================================================
@@ -518,7 +520,9 @@ class Coordinator:
             unchanged = (stored_fingerprint(self.root, self.assignment, student) == fp and student in in_gradebook
                          and (self.root / "autograded" / student / self.assignment).is_dir())
             if unchanged and not self.force:
-                self.rows[student] = Row(student, "skipped", note="unchanged since the last run (--force regrades)")
+                score, max_score = in_gradebook[student]
+                self.rows[student] = Row(student, "skipped", score, max_score,
+                                         note="unchanged since the last run (--force regrades)")
             else:
                 todo[student] = (files, fp)
         if todo:
@@ -650,6 +654,7 @@ def run_cli(args, root: Path) -> int:
     t0 = time.monotonic()
     try:
         rows = coord.run()
+        backend.close()
     except KeyboardInterrupt:
         rows = [coord.rows[s] for s in sorted(coord.rows)]
         print(format_summary(args.assignment, rows, time.monotonic() - t0, backend.describe()))
