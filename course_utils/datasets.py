@@ -416,7 +416,10 @@ def load_dataset(name: str, split: str = "train", *, source: str = "auto", limit
     if data is None:
         data = _offline(name, split)
         if source == "auto" and reason:
-            data.notes.append(f"real data unavailable ({'offline mode' if is_offline() else reason})")
+            why = "offline mode" if is_offline() else reason
+            # Say what is missing without contradicting the source line: a real subset is still real data.
+            missing = "the full torchvision data set" if not data.is_standin else f"the real {name} data"
+            data.notes.append(f"{missing} is not used here ({why})")
     if limit is not None:
         data = data.subset(limit, seed=seed)
     if verbose:

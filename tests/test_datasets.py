@@ -170,3 +170,14 @@ def test_an_http_only_mirror_is_downloaded_from_when_online(monkeypatch):
     data = cu.load_dataset("fashion_mnist", "train", verbose=False)
     assert calls == [True] and not data.is_standin and len(data) == 3
     assert ("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80) in network.dialled
+
+
+def test_offline_banner_does_not_contradict_itself(monkeypatch):
+    """The source line of the bundled MNIST subset says 'real data'; no note may then say real data is unavailable."""
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    from course_utils import load_dataset
+
+    text = load_dataset("mnist", "train", limit=50, verbose=False).describe()
+    assert "(real data)" in text and "real data unavailable" not in text and "not used here" in text
+    standin = load_dataset("cifar10", "train", limit=50, verbose=False).describe()
+    assert "STAND-IN" in standin and "real cifar10 data is not used here" in standin
