@@ -168,7 +168,7 @@ for path in {paths!r}:
         print("no", type(e).__name__)
 hits = []
 for top, dirs, files in os.walk("/"):
-    dirs[:] = [d for d in dirs if not (top == "/" and d in ("proc", "sys", "dev"))
+    dirs[:] = [d for d in dirs if not (top == "/" and d in ("proc", "sys", "dev", "usr"))
                and os.path.join(top, d) not in (sys.prefix, sys.base_prefix)]   # libraries' own test files
     hits += [os.path.join(top, f) for f in files if f.startswith("A1_backprop") or f == "gradebook.db"]
 print("FOUND-NOTEBOOKS" if hits else "no notebooks anywhere", hits[:5])
