@@ -156,12 +156,16 @@ def main(argv: list[str] | None = None) -> int:
             for mode in args.modes:
                 print(f"{assignment}: {mode} ...", file=sys.stderr, flush=True)
                 runs[mode] = run_mode(mode, template, assignment, args.workers, work)
+                print(f"  {runs[mode]['seconds']:.1f} s, load {runs[mode]['load_before']} -> "
+                      f"{runs[mode]['load_after']}", file=sys.stderr, flush=True)
             base = runs.get("sequential")
             for mode, r in runs.items():
                 r["per_submission"] = round(r["seconds"] / args.n, 2)
                 r["speedup"] = round(base["seconds"] / r["seconds"], 2) if base else None
                 r["same_scores_as_sequential"] = (r["rows"] == base["rows"]) if base else None
-                r["scores"] = {s: row["score"] for s, row in r.pop("rows").items()}
+                r["scores"] = {s: row["score"] for s, row in r["rows"].items()}
+            for r in runs.values():
+                del r["rows"]
                 results.append({"assignment": assignment, "n": args.n, "workers": args.workers,
                                 "cpus": os.cpu_count(), **r})
     finally:

@@ -125,7 +125,7 @@ class Outcome:
 # The unit of work: one student in a private temporary course
 # ================================================================================================
 
-_RUNNING: dict[int, subprocess.Popen] = {}       # nbgrader processes of this process (killed on Ctrl-C)
+_RUNNING: dict[int, Any] = {}       # nbgrader processes of this process (killed on Ctrl-C)
 _RUNNING_LOCK = threading.Lock()
 
 
@@ -154,7 +154,7 @@ def read_rows(db_url: str, assignment: str, student: str) -> dict:
                 "needs_manual_grade": bool(sub.needs_manual_grade)}
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
+def _kill_group(proc) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     with contextlib.suppress(Exception):
@@ -182,11 +182,9 @@ def grade_submission(bundle: Bundle, student: str, files: dict[str, tuple[bytes,
         env["PYTHONPATH"] = str(PACKAGE_ROOT) + os.pathsep + env.get("PYTHONPATH", "")
         env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
         env.update({"COURSE_FAST": env.get("COURSE_FAST", "1"), "COURSE_OFFLINE": env.get("COURSE_OFFLINE", "1")})
-        cmd = [sys.executable, "-m", "nbgrader", "autograde", a, "--student", student]
+        argv = ["autograde", a, "--student", student]
         log = course / "nbgrader.log"
-        with open(log, "wb") as fh:
-            proc = subprocess.Popen(cmd, cwd=course, env=env, stdin=subprocess.DEVNULL, stdout=fh,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+        proc = _start_nbgrader(argv, course, env, log)
         with _RUNNING_LOCK:
             _RUNNING[proc.pid] = proc
         try:
@@ -208,6 +206,66 @@ def grade_submission(bundle: Bundle, student: str, files: dict[str, tuple[bytes,
         rows = read_rows(f"sqlite:///{course / 'gradebook.db'}", a, student)
         return Outcome(student, True, rows=rows, files=read_tree(out_dir), seconds=time.monotonic() - t0,
                        worker=worker, log_tail=_tail(log, 3000))
+
+
+# --- starting nbgrader: forked from a server that imported nbgrader once, or a plain subprocess -------------
+# ``python -m nbgrader`` spends seconds of CPU importing nbgrader, nbconvert and SQLAlchemy before it grades; a
+# multiprocessing fork server with those modules preloaded starts each run in milliseconds. Every submission
+# still gets a fresh process (and its own sandbox). Where multiprocessing cannot start children (daemonic Dask
+# worker processes) or AUTOGRADE_FORKSERVER=0, a plain subprocess is used.
+PRELOAD = ["nbgrader.apps.nbgraderapp", "nbgrader.converters.autograde", "nbgrader.api", "nbconvert", "nbformat",
+           "tools.autograde.nbgrader_plugin"]
+_CTX: list = []
+
+
+def _nbgrader_child(argv: list[str], course: str, env: dict[str, str], log: str) -> None:
+    """Body of a forked grading process: what ``python -m nbgrader ARGV`` in ``course`` does."""
+    os.setsid()
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.chdir(course)
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = ["nbgrader", *argv]
+    from nbgrader.apps.nbgraderapp import main
+
+    main()
+
+
+class _ForkedRun:
+    """A multiprocessing Process with the part of Popen's interface used here."""
+
+    def __init__(self, process):
+        self.process = process
+        self.pid = process.pid
+
+    def wait(self, timeout: float | None = None) -> int:
+        self.process.join(timeout)
+        if self.process.exitcode is None:
+            raise subprocess.TimeoutExpired("nbgrader", timeout or 0)
+        return self.process.exitcode
+
+
+def _start_nbgrader(argv: list[str], course: Path, env: dict[str, str], log: Path):
+    if os.environ.get("AUTOGRADE_FORKSERVER", "1") != "0" and sys.platform.startswith("linux"):
+        try:
+            import multiprocessing
+
+            if not _CTX:
+                ctx = multiprocessing.get_context("forkserver")
+                ctx.set_forkserver_preload(PRELOAD)
+                _CTX.append(ctx)
+            process = _CTX[0].Process(target=_nbgrader_child, args=(argv, str(course), env, str(log)), daemon=False)
+            process.start()
+            return _ForkedRun(process)
+        except (AssertionError, OSError, ValueError):   # e.g. "daemonic processes are not allowed to have children"
+            pass
+    with open(log, "wb") as fh:
+        return subprocess.Popen([sys.executable, "-m", "nbgrader", *argv], cwd=course, env=env,
+                                stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _worker_name() -> str:
