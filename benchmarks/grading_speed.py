@@ -125,9 +125,11 @@ def run_mode(mode: str, template: Path, assignment: str, workers: int, work: Pat
                               capture_output=True, text=True, check=False)
         ok, log = proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     else:
+        import dask
         from distributed import Client, LocalCluster
 
-        with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+        # non-daemonic worker processes may fork nbgrader from a preloaded server (tools/autograde/parallel.py)
+        with dask.config.set({"distributed.worker.daemon": False}), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                           dashboard_address=None) as cluster, Client(cluster) as client:
             rows = parallel.Coordinator(course, assignment, parallel.DaskBackend(client), progress=False,
                                         threads=max(1, (os.cpu_count() or 1) // workers)).run()

@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 import warnings
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,11 +45,12 @@ from pathlib import Path
 from typing import Any
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]        # the folder that holds the ``tools`` package
-GRADER_FILES = sorted(Path(__file__).resolve().parent.glob("*.py"))
+# the grading code: a change regrades everything (this scheduling module is left out: it does not change scores)
+GRADER_FILES = sorted(p for p in Path(__file__).resolve().parent.glob("*.py") if p.name != "parallel.py")
 FINGERPRINT_DIR = Path("nbgrader_work") / "autograde"
 IGNORED = ("__pycache__", ".ipynb_checkpoints", "*.pyc")
 MAX_ATTEMPTS = 2                                           # first try + one retry elsewhere
-STATUSES = ("graded", "needs a person", "failed", "skipped")
+STATUSES = ("graded", "needs a person", "failed", "skipped", "not graded")
 
 
 # ================================================================================================
@@ -510,7 +512,7 @@ class DaskBackend:
         self.counter += 1
         workers = [w for w in self.workers_of() if avoid is None or w != avoid] or None
         return self.client.submit(self.grade, self.bundle_future, student, files, pure=False, retries=0,
-                                  key=f"autograde-{student}-{self.counter}", workers=workers,
+                                  key=f"autograde-{student}-{self.counter}-{uuid.uuid4().hex[:12]}", workers=workers,
                                   allow_other_workers=workers is None)
 
     def close(self, cancel: bool = False) -> None:
@@ -630,8 +632,8 @@ class Coordinator:
         except KeyboardInterrupt:
             self.interrupted = True
             for student in running:
-                self.rows[student] = Row(student, "failed", attempts=attempts[student],
-                                         note="interrupted (Ctrl-C): not graded, nothing written")
+                self.rows[student] = Row(student, "not graded", attempts=attempts[student],
+                                         note="interrupted (Ctrl-C): nothing written")
             self.backend.close(cancel=True)
             raise
         finally:
