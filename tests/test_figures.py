@@ -20,7 +20,7 @@ EXPECTED_FIGURES = {
     "L01_backprop_by_hand": 6,
     "L02_convolution_arithmetic": 8,
     "L03_initialisation_variance": 9,
-    "L04_double_descent": 9,
+    "L04_double_descent": 12,
     "L05_optimisers": 11,
     "L06_generalisation_regularisation": 10,
     "L07_batch_normalisation": 6,
