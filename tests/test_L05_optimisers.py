@@ -469,3 +469,22 @@ def test_records_wide_vs_sharp(r):
     assert rise["sharp"] > 5 * rise["wide"] > 0
     frac = r["fraction_ending_sharp"]
     assert frac["0.05"] == 0.0 < frac["0.005"]
+
+
+def test_cnn_race_reports_ties_within_the_noise(r):
+    """The prose: the printout says which optimisers are within two standard errors of the best (a tie)."""
+    race = r["cnn_race_vs_leader"]
+    assert set(race) == {"GD", "momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam"}
+    leaders = [n for n, v in race.items() if v["gap"] == 0 and v["se"] == 0]
+    assert leaders, "the leader is compared with itself"
+    for name, v in race.items():
+        assert v["gap"] >= 0 and v["within_noise"] == (v["gap"] <= 2 * v["se"])
+
+
+def test_cnn_learning_rate_search_brackets_the_best_rate(r):
+    """In full mode the grid is extended until the best rate is not at its edge (fast mode does not search)."""
+    if not r["cnn_lr_bracketed"]:
+        assert len(set(r["cnn_chosen_lr"].values())) >= 1      # fast mode: the typical rates, no search
+        return
+    assert all(r["cnn_lr_bracketed"].values()), r["cnn_lr_bracketed"]
+

@@ -23,8 +23,12 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="needs make
 
 def dry_run(*args: str) -> list[str]:
     """The commands `make -n ARGS` prints, one per line."""
-    env = {k: v for k, v in os.environ.items() if k not in ("COURSE_FAST", "COURSE_OFFLINE", "MAKEFLAGS")}
-    proc = subprocess.run(["make", "-n", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    # As a user types it: no mode variables, and not inside another make (`make test` sets MAKELEVEL, which
+    # makes the inner make print "Entering directory" lines).
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("COURSE_FAST", "COURSE_OFFLINE", "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
+    proc = subprocess.run(["make", "--no-print-directory", "-n", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60,
                           check=False)
     assert proc.returncode == 0, proc.stderr
     return [line for line in proc.stdout.splitlines() if line.strip()]
