@@ -325,10 +325,11 @@ def _save_cache(tensors: tuple[torch.Tensor, torch.Tensor], path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         torch.save(tensors, tmp)
         os.replace(tmp, path)
-    except OSError as err:
+    except (OSError, RuntimeError) as err:  # RuntimeError: torch.save on a full disk or past a file-size limit
         with contextlib.suppress(OSError):
             tmp.unlink()
-        warnings.warn(f"Could not cache data in {path.parent} ({err.strerror or err}); it is rebuilt every time. "
+        reason = (getattr(err, "strerror", None) or str(err).splitlines()[0]) if str(err) else type(err).__name__
+        warnings.warn(f"Could not cache data in {path.parent} ({reason}); it is rebuilt every time. "
                       "Set COURSE_DATA_DIR to a folder you can write to, to keep it.", stacklevel=3)
 
 

@@ -193,5 +193,11 @@ def test_dask_worker_that_dies_loses_no_submission(cluster, tmp_path, monkeypatc
     bundle = parallel.Bundle(A1, b"", b"", {}, {"marker": (str(marker).encode(), 0o644)})
     backend = parallel.DaskBackend(cluster, grade=die_once)
     backend.start(bundle)
-    outcome = backend.submit("solution", {}).result(timeout=300)
+    try:
+        outcome = backend.submit("solution", {}).result(timeout=300)
+    except Exception as err:  # noqa: BLE001
+        # Dask re-runs a lost task itself unless its scattered input died with the worker; then the coordinator
+        # resubmits (without using up an attempt) and the backend scatters the shared data again.
+        assert parallel._lost_by_the_cluster(err), err
+        outcome = backend.submit("solution", {}).result(timeout=300)
     assert marker.exists() and outcome.ok and outcome.rows == {"marker": True}

@@ -22,6 +22,7 @@ Design (issue 14, on top of the sandbox of issue 10):
 """
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as _dt
 import hashlib
@@ -499,11 +500,19 @@ class DaskBackend:
         self.own_client = not hasattr(scheduler, "submit")
         self.client = Client(scheduler, timeout="60s") if self.own_client else scheduler
         self.grade = grade
+        self.bundle: Bundle | None = None
         self.bundle_future = None
         self.counter = 0
 
     def start(self, bundle: Bundle) -> None:
+        self.bundle = bundle
         self.bundle_future = self.client.scatter(bundle, broadcast=True, hash=False)
+
+    def _shared_data(self):
+        """The scattered bundle, scattered again if the workers that held it died (Dask cannot recompute it)."""
+        if self.bundle_future is None or self.bundle_future.status != "finished":
+            self.bundle_future = self.client.scatter(self.bundle, broadcast=True, hash=False)
+        return self.bundle_future
 
     def workers_of(self) -> list[str]:
         return list(self.client.scheduler_info(n_workers=-1).get("workers", {}))
@@ -511,7 +520,7 @@ class DaskBackend:
     def submit(self, student: str, files: dict, avoid: str | None = None):
         self.counter += 1
         workers = [w for w in self.workers_of() if avoid is None or w != avoid] or None
-        return self.client.submit(self.grade, self.bundle_future, student, files, pure=False, retries=0,
+        return self.client.submit(self.grade, self._shared_data(), student, files, pure=False, retries=0,
                                   key=f"autograde-{student}-{self.counter}-{uuid.uuid4().hex[:12]}", workers=workers,
                                   allow_other_workers=workers is None)
 
@@ -521,6 +530,17 @@ class DaskBackend:
 
     def describe(self) -> str:
         return f"Dask cluster at {self.client.scheduler.address} ({len(self.workers_of())} workers)"
+
+
+MAX_LOST = 3   # resubmissions of a task the cluster itself cancelled (not counted as attempts)
+
+
+def _lost_by_the_cluster(err: BaseException) -> bool:
+    """True for Dask's 'cancelled' errors (a task or its scattered input was forgotten), not for grading errors."""
+    import concurrent.futures
+
+    return isinstance(err, (concurrent.futures.CancelledError, asyncio.CancelledError)) or type(err).__name__ in (
+        "FutureCancelledError", "CancelledError")
 
 
 def _future_worker(fut) -> str | None:
@@ -596,6 +616,7 @@ class Coordinator:
         bar = tqdm(total=len(todo), desc=f"grading {self.assignment}", unit="submission", disable=not self.progress,
                    file=sys.stderr, dynamic_ncols=True)
         attempts = {s: 1 for s in todo}
+        lost = {s: 0 for s in todo}
         running = {s: (self.backend.submit(s, files), time.monotonic()) for s, (files, _) in todo.items()}
         hang_after = self.timeout + 120.0     # a worker that does not answer by then is presumed hung
         try:
@@ -607,6 +628,12 @@ class Coordinator:
                         try:
                             outcome = fut.result()
                         except Exception as err:  # noqa: BLE001 (a dead worker, KilledWorker, a bug: retried)
+                            if _lost_by_the_cluster(err) and lost[student] < MAX_LOST:
+                                # the cluster lost the task (e.g. the scattered data died with a worker):
+                                # not the submission's fault, so it does not use up an attempt
+                                lost[student] += 1
+                                running[student] = (self.backend.submit(student, todo[student][0]), time.monotonic())
+                                continue
                             outcome = Outcome(student, False, error=f"{type(err).__name__}: {err}"[:2000])
                         worker = outcome.worker or _future_worker(fut)
                     elif time.monotonic() - started > hang_after:
