@@ -87,7 +87,8 @@ def test_colab_cell_installs_course_utils_and_leaves_torch_and_numpy_alone(tmp_p
         f"pip installed more than course_utils: {result['new_entries']}"
     assert Path(result["course_utils"]).resolve().is_relative_to(site.resolve())
     printed = result["printed"]
-    assert "drive.mount('/content/drive')" in printed  # no Drive here, so the one-line hint
+    if not Path(nbtool.DRIVE_DATA_DIR).parent.is_dir():   # no Drive on this machine, so the one-line hint
+        assert "drive.mount('/content/drive')" in printed
     assert ("No GPU found" in printed) is (not result["cuda"])
 
 
@@ -100,8 +101,11 @@ def _run_cell(monkeypatch, *, needs_gpu: bool, cuda: bool = False, drive: bool =
     real_isdir = os.path.isdir
     monkeypatch.setattr(os.path, "isdir", lambda p: drive if str(p).startswith("/content/drive") else real_isdir(p))
     monkeypatch.delenv("COURSE_PIP_TARGET", raising=False)
+    # setenv first, so that pytest restores the variable (or its absence) after the test: the cell itself sets
+    # COURSE_DATA_DIR, which must not leak into later tests (they would create the Drive folder on this machine).
+    monkeypatch.setenv("COURSE_DATA_DIR", "")
     if data_dir is None:
-        monkeypatch.delenv("COURSE_DATA_DIR", raising=False)
+        monkeypatch.delenv("COURSE_DATA_DIR")
     else:
         monkeypatch.setenv("COURSE_DATA_DIR", data_dir)
     if colab:
@@ -148,3 +152,13 @@ def test_gpu_notebook_list_names_existing_notebooks():
     assert nbtool.GPU_NOTEBOOKS <= stems, f"not a notebook: {sorted(nbtool.GPU_NOTEBOOKS - stems)}"
     assert nbtool.needs_gpu("assignments/A6_resnet18/A6_resnet18.ipynb")
     assert not nbtool.needs_gpu("lectures/L02_convolution_arithmetic.ipynb")
+
+
+def test_the_cell_leaves_the_environment_as_it_found_it(monkeypatch):
+    """Regression: the in-process runs once leaked COURSE_DATA_DIR=/content/drive/... into later tests."""
+    before = os.environ.get("COURSE_DATA_DIR")
+    with monkeypatch.context() as inner:
+        _run_cell(inner, needs_gpu=False, drive=True)
+        assert os.environ["COURSE_DATA_DIR"] == nbtool.DRIVE_DATA_DIR
+    assert os.environ.get("COURSE_DATA_DIR") == before
+
