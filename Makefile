@@ -24,7 +24,7 @@ JUPYTER_LAB = $(VENV)/bin/jupyter lab \
 	$(if $(filter 0,$(shell id -u)),--allow-root) \
 	--LabApp.default_url=/lab/tree/$(FIRST_LECTURE)
 
-.PHONY: lab lab-instructor test test-latest setup lab-setup lock release student-dist clean-venv
+.PHONY: lab lab-instructor test lint format test-latest setup lab-setup lock release student-dist clean-venv
 
 # An environment that already has the instructor install keeps it (and keeps it up to date);
 # otherwise `make lab` installs only what students need.
@@ -37,6 +37,14 @@ lab-instructor: setup                ## JupyterLab on the repository itself (lec
 
 test: setup                          ## run every test, notebooks included, in fast offline mode
 	COURSE_FAST=1 COURSE_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: setup                          ## ruff: lint and formatting check of code and notebooks (CI runs this)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: setup                        ## ruff: fix what can be fixed safely and format code and notebooks
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
 
 setup: $(STAMP)
 

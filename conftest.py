@@ -6,6 +6,7 @@
 * Runs notebooks before ordinary tests (so their records exist) and prints a table of
   notebook execution times at the end.
 """
+
 from __future__ import annotations
 
 import json
@@ -73,8 +74,10 @@ def pytest_terminal_summary(terminalreporter):
     for path, seconds in sorted(_notebook_seconds.items()):
         flag = "FAILED" if path in _notebook_failed else ("over budget" if seconds > NOTEBOOK_BUDGET_S else "ok")
         tr.write_line(f"{seconds:7.1f} s  {flag:11s}  {_notebook_figures.get(path, 0):3d} figures  {path}")
-    tr.write_line(f"{sum(_notebook_seconds.values()):7.1f} s  total ({len(_notebook_seconds)} notebooks, "
-                  f"budget {NOTEBOOK_BUDGET_S:.0f} s each)")
+    tr.write_line(
+        f"{sum(_notebook_seconds.values()):7.1f} s  total ({len(_notebook_seconds)} notebooks, "
+        f"budget {NOTEBOOK_BUDGET_S:.0f} s each)"
+    )
 
 
 def execute_notebook(path: Path, timeout: int = 600) -> None:
@@ -83,7 +86,9 @@ def execute_notebook(path: Path, timeout: int = 600) -> None:
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
 
 
 @pytest.fixture(scope="session")

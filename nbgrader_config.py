@@ -12,6 +12,7 @@ Those two settings reach only the kernels that nbgrader's Execute preprocessor s
 extension also reads this file, and its kernels must keep the user's mode. Reading this file changes
 nothing on disk.
 """
+
 import os
 import sys
 
@@ -34,6 +35,7 @@ _GRADING_ENV_LINE = "import os; " + "; ".join(f"os.environ.setdefault({k!r}, {v!
 from nbconvert.preprocessors import ClearMetadataPreprocessor  # noqa: E402
 from nbgrader.plugins import CsvExportPlugin  # noqa: E402
 from nbgrader.preprocessors import AssignLatePenalties, CheckCellMetadata, IgnorePattern, LimitOutput  # noqa: E402
+
 from tools.grading import CELL_TIMEOUT_S, FEEDBACK_PREPROCESSORS, MAX_OUTPUT_CHARS, LimitOutputChars  # noqa: E402
 
 c = get_config()  # noqa: F821 (provided by traitlets when it reads this file)
@@ -76,16 +78,24 @@ c.LimitOutputChars.max_chars = MAX_OUTPUT_CHARS
 # fail a test. Threat model: docs/grading-security.md.
 from tools.autograde.nbgrader_plugin import SandboxedExecute, SealedSaveAutoGrades  # noqa: E402
 
-c.SandboxedExecute.memory_bytes = 6 * 1024**3       # per submission (RLIMIT_DATA)
+c.SandboxedExecute.memory_bytes = 6 * 1024**3  # per submission (RLIMIT_DATA)
 c.SandboxedExecute.max_processes = 64
 c.SandboxedExecute.max_file_bytes = 50 * 1024**2
 c.SandboxedExecute.max_output_chars = 10_000_000
 c.SandboxedExecute.max_image_bytes = 2_000_000
-c.SandboxedExecute.wall_timeout = 20 * 60           # s per notebook; c.Execute.timeout above is the per-cell limit
+c.SandboxedExecute.wall_timeout = 20 * 60  # s per notebook; c.Execute.timeout above is the per-cell limit
 c.SandboxedExecute.release_notebook = os.path.join(HERE, "assignments", "{assignment}", "{notebook}.ipynb")
 c.SandboxedExecute.sandbox_env = [f"{k}={os.environ.get(k, '1')}" for k in ("COURSE_FAST", "COURSE_OFFLINE")]
-c.Autograde.autograde_preprocessors = [SandboxedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
-                                       LimitOutputChars, SealedSaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+c.Autograde.autograde_preprocessors = [
+    SandboxedExecute,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    LimitOutputChars,
+    SealedSaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
 
 # --- feedback -----------------------------------------------------------------------------------
 # nbgrader's default feedback shows the hidden tests' source (the autograded copy contains them).
@@ -93,6 +103,7 @@ c.Autograde.autograde_preprocessors = [SandboxedExecute, IgnorePattern, ClearMet
 # by a one-line note and reduces tracebacks raised inside it to the error's type and message.
 c.GenerateFeedback.preprocessors = FEEDBACK_PREPROCESSORS
 c.HideHiddenTests.max_output_chars = MAX_OUTPUT_CHARS
+
 
 # --- grade export -------------------------------------------------------------------------------
 class CsvExportToWorkFolder(CsvExportPlugin):

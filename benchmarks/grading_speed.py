@@ -13,6 +13,7 @@ work on the machine skews every number) and whether the gradebook rows are ident
 The JSON (default benchmarks/results/grading_speed.json, git-ignored) holds the same and a projection for
 500 students.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +40,9 @@ FIXTURES = ROOT / "tests" / "fixtures" / "alternative_solutions"
 
 
 def _solution_text(source: str) -> str:
-    return "\n".join(line for line in source.split("\n")
-                     if not line.strip().startswith(("### BEGIN SOLUTION", "### END SOLUTION")))
+    return "\n".join(
+        line for line in source.split("\n") if not line.strip().startswith(("### BEGIN SOLUTION", "### END SOLUTION"))
+    )
 
 
 def _fill(release_nb, answers: dict[str, str]):
@@ -60,23 +62,34 @@ def synthetic_submissions(course: Path, assignment: str, n: int) -> dict[str, di
     releases = {s: nbformat.read(course / "assignments" / assignment / f"{s}.ipynb", as_version=4) for s in notebooks}
     for stem in notebooks:
         src = nbformat.read(course / "solutions" / assignment / f"{stem}.ipynb", as_version=4)
-        reference[stem] = {grading.grade_id(c): _solution_text(c.source) for c in src.cells
-                           if grading.nbgrader_meta(c).get("solution")}
+        reference[stem] = {
+            grading.grade_id(c): _solution_text(c.source) for c in src.cells if grading.nbgrader_meta(c).get("solution")
+        }
     kinds.append(("solution", reference))
     alt_file = FIXTURES / f"{assignment}.py"
     if alt_file.exists():
         alt = mutation.read_replacements(alt_file)
-        kinds.append(("alternative", {s: {**reference[s], **{k: v for k, v in alt.items() if k in reference[s]}}
-                                      for s in notebooks}))
+        kinds.append(
+            (
+                "alternative",
+                {s: {**reference[s], **{k: v for k, v in alt.items() if k in reference[s]}} for s in notebooks},
+            )
+        )
     kinds.append(("untouched", {s: {} for s in notebooks}))
     mutants = []
     for cell in mutation.read_cells(assignment, course):
         if cell.kind == "solution" and cell.solution_lines:
             mutants += mutation.mutants_of(assignment, cell)[:1]
     for m in mutants:
-        kinds.append((f"mutant-{m.cell_id}", {s: {**reference[s], **({m.cell_id: m.source}
-                                                                       if m.cell_id in reference[s] else {})}
-                                               for s in notebooks}))
+        kinds.append(
+            (
+                f"mutant-{m.cell_id}",
+                {
+                    s: {**reference[s], **({m.cell_id: m.source} if m.cell_id in reference[s] else {})}
+                    for s in notebooks
+                },
+            )
+        )
     out = {}
     for i in range(n):
         name, answers = kinds[i % len(kinds)]
@@ -116,28 +129,67 @@ def run_mode(mode: str, template: Path, assignment: str, workers: int, work: Pat
     load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     if mode == "sequential":
-        proc = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", assignment], cwd=course, env=_env(),
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [sys.executable, "-m", "nbgrader", "autograde", assignment],
+            cwd=course,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         ok, log = proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     elif mode == "workers":
-        proc = subprocess.run([sys.executable, "-m", "tools.grading", "--root", str(course), "autograde", assignment,
-                               "--workers", str(workers), "--no-progress"], cwd=ROOT, env=_env(),
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tools.grading",
+                "--root",
+                str(course),
+                "autograde",
+                assignment,
+                "--workers",
+                str(workers),
+                "--no-progress",
+            ],
+            cwd=ROOT,
+            env=_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         ok, log = proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     else:
         import dask
         from distributed import Client, LocalCluster
 
         # non-daemonic worker processes may fork nbgrader from a preloaded server (tools/autograde/parallel.py)
-        with dask.config.set({"distributed.worker.daemon": False}), LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None) as cluster, Client(cluster) as client:
-            rows = parallel.Coordinator(course, assignment, parallel.DaskBackend(client), progress=False,
-                                        threads=max(1, (os.cpu_count() or 1) // workers)).run()
+        with (
+            dask.config.set({"distributed.worker.daemon": False}),
+            LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            rows = parallel.Coordinator(
+                course,
+                assignment,
+                parallel.DaskBackend(client),
+                progress=False,
+                threads=max(1, (os.cpu_count() or 1) // workers),
+            ).run()
         ok = all(r.status != "failed" for r in rows)
         log = parallel.format_summary(assignment, rows, time.perf_counter() - t0, f"Dask LocalCluster x{workers}")
     seconds = time.perf_counter() - t0
-    return {"mode": mode, "seconds": round(seconds, 1), "ok": ok, "load_before": round(load_before, 2),
-            "load_after": round(os.getloadavg()[0], 2), "rows": _rows(course, assignment), "log": log}
+    return {
+        "mode": mode,
+        "seconds": round(seconds, 1),
+        "ok": ok,
+        "load_before": round(load_before, 2),
+        "load_after": round(os.getloadavg()[0], 2),
+        "rows": _rows(course, assignment),
+        "log": log,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -158,8 +210,11 @@ def main(argv: list[str] | None = None) -> int:
             for mode in args.modes:
                 print(f"{assignment}: {mode} ...", file=sys.stderr, flush=True)
                 runs[mode] = run_mode(mode, template, assignment, args.workers, work)
-                print(f"  {runs[mode]['seconds']:.1f} s, load {runs[mode]['load_before']} -> "
-                      f"{runs[mode]['load_after']}", file=sys.stderr, flush=True)
+                print(
+                    f"  {runs[mode]['seconds']:.1f} s, load {runs[mode]['load_before']} -> {runs[mode]['load_after']}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             base = runs.get("sequential")
             for mode, r in runs.items():
                 r["per_submission"] = round(r["seconds"] / args.n, 2)
@@ -168,24 +223,29 @@ def main(argv: list[str] | None = None) -> int:
                 r["scores"] = {s: row["score"] for s, row in r["rows"].items()}
             for r in runs.values():
                 del r["rows"]
-                results.append({"assignment": assignment, "n": args.n, "workers": args.workers,
-                                "cpus": os.cpu_count(), **r})
+                results.append(
+                    {"assignment": assignment, "n": args.n, "workers": args.workers, "cpus": os.cpu_count(), **r}
+                )
     finally:
         if args.keep:
             print(f"scratch courses kept in {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
-    print(f"{'assignment':<16} {'mode':<11} {'n':>3} {'seconds':>8} {'s/subm.':>8} {'speed-up':>8} "
-          f"{'same scores':>11} {'load 1m before/after':>21}")
+    print(
+        f"{'assignment':<16} {'mode':<11} {'n':>3} {'seconds':>8} {'s/subm.':>8} {'speed-up':>8} "
+        f"{'same scores':>11} {'load 1m before/after':>21}"
+    )
     for r in results:
         same = "-" if r["same_scores_as_sequential"] is None else ("yes" if r["same_scores_as_sequential"] else "NO")
         speed = f"{r['speedup']:.2f}x" if r["speedup"] else "-"
-        print(f"{r['assignment']:<16} {r['mode']:<11} {r['n']:>3} {r['seconds']:>8.1f} {r['per_submission']:>8.2f} "
-              f"{speed:>8} {same:>11} {r['load_before']:>10.2f}/{r['load_after']:<10.2f}"
-              + ("" if r["ok"] else "  (some submissions failed)"))
+        print(
+            f"{r['assignment']:<16} {r['mode']:<11} {r['n']:>3} {r['seconds']:>8.1f} {r['per_submission']:>8.2f} "
+            f"{speed:>8} {same:>11} {r['load_before']:>10.2f}/{r['load_after']:<10.2f}"
+            + ("" if r["ok"] else "  (some submissions failed)")
+        )
     for r in results:
         if r["mode"] != "sequential":
-            cores_h = 500 * r["per_submission"] * r["workers"] / 3600   # core-hours for 500 at this rate
+            cores_h = 500 * r["per_submission"] * r["workers"] / 3600  # core-hours for 500 at this rate
             r["projected_hours_500_on_16_cores"] = round(cores_h / 16, 2)
             r["projected_hours_500_on_4x16_cores"] = round(cores_h / 64, 2)
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ write their own LeNet-5 (A3) and CIFAR networks (A4/A5), and the benchmark must 
   no initial max-pool, four stages of two basic blocks; 11.2 million parameters at width 64).
   Big enough that a GPU is busy with real work.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,11 +25,17 @@ def lenet5(num_classes: int = 10) -> nn.Sequential:
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
     return nn.Sequential(
-        nn.Conv2d(1, 6, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool2d(2),   # 6 x 14 x 14
-        nn.Conv2d(6, 16, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2),             # 16 x 5 x 5
+        nn.Conv2d(1, 6, kernel_size=5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 6 x 14 x 14
+        nn.Conv2d(6, 16, kernel_size=5),
+        nn.ReLU(),
+        nn.MaxPool2d(2),  # 16 x 5 x 5
         nn.Flatten(),
-        nn.Linear(16 * 5 * 5, 120), nn.ReLU(),
-        nn.Linear(120, 84), nn.ReLU(),
+        nn.Linear(16 * 5 * 5, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
         nn.Linear(84, num_classes),
     )
 

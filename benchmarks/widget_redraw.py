@@ -5,6 +5,7 @@
 Each module in course_utils/demos exposes ``benchmark_redraw() -> float`` (median milliseconds,
 Agg backend, no browser): the Python side of a slider move. The browser adds its own few ms.
 """
+
 from __future__ import annotations
 
 import argparse

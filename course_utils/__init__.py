@@ -4,9 +4,18 @@ Everything a notebook needs is importable from the top level::
 
     from course_utils import load_dataset, fit, get_device, seed_everything
 """
+
 from .config import DataDirError, data_dir, fast_or_full, is_fast_mode, is_offline, mode_summary
-from .datasets import (CIFAR10_CLASSES, DATASETS, DIGIT_CLASSES, FASHION_CLASSES, CorruptCacheError, ImageData,
-                       load_dataset, train_val_split)
+from .datasets import (
+    CIFAR10_CLASSES,
+    DATASETS,
+    DIGIT_CLASSES,
+    FASHION_CLASSES,
+    CorruptCacheError,
+    ImageData,
+    load_dataset,
+    train_val_split,
+)
 from .device import describe_device, get_device, seed_everything
 from .gradcheck import numerical_gradient, numerical_gradient_array, relative_error
 from .plotting import plot_decision_regions, plot_history, save_figure, show_images
@@ -18,14 +27,47 @@ from .widgets import one_thread, render, time_call
 __version__ = "0.1.0"
 
 __all__ = [
-    "Accumulator", "CIFAR10_CLASSES", "CorruptCacheError", "DATASETS", "DataDirError", "DIGIT_CLASSES",
+    "Accumulator",
+    "CIFAR10_CLASSES",
+    "CorruptCacheError",
+    "DATASETS",
+    "DataDirError",
+    "DIGIT_CLASSES",
     "FASHION_CLASSES",
-    "History", "ImageData", "LivePlot", "SHAPES10_CLASSES", "Timer", "data_dir",
-    "describe_device", "evaluate", "fast_or_full", "fit", "get_device", "in_notebook", "is_fast_mode",
-    "is_offline", "load_dataset", "load_records", "make_shapes10", "make_street_digits",
-    "make_toy_2d", "mode_summary", "numerical_gradient", "numerical_gradient_array", "one_thread", "plot_decision_regions",
-    "plot_history", "record", "relative_error", "render", "save_figure", "seed_everything", "set_notebook",
-    "show_images", "time_call", "train_val_split",
+    "History",
+    "ImageData",
+    "LivePlot",
+    "SHAPES10_CLASSES",
+    "Timer",
+    "data_dir",
+    "describe_device",
+    "evaluate",
+    "fast_or_full",
+    "fit",
+    "get_device",
+    "in_notebook",
+    "is_fast_mode",
+    "is_offline",
+    "load_dataset",
+    "load_records",
+    "make_shapes10",
+    "make_street_digits",
+    "make_toy_2d",
+    "mode_summary",
+    "numerical_gradient",
+    "numerical_gradient_array",
+    "one_thread",
+    "plot_decision_regions",
+    "plot_history",
+    "record",
+    "relative_error",
+    "render",
+    "save_figure",
+    "seed_everything",
+    "set_notebook",
+    "show_images",
+    "time_call",
+    "train_val_split",
 ]
 
 

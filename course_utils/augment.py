@@ -5,15 +5,20 @@ per-image work on the CPU becomes the bottleneck. :func:`random_crop_flip` does 
 CIFAR augmentation (pad, random crop back to size, random horizontal flip) for a batch in a
 few tensor operations, wherever the batch already lives.
 """
+
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
 
-def random_crop_flip(x: torch.Tensor, padding: int = 4, flip: bool = True,
-                     generator: torch.Generator | None = None,
-                     memory_format: torch.memory_format | None = None) -> torch.Tensor:
+def random_crop_flip(
+    x: torch.Tensor,
+    padding: int = 4,
+    flip: bool = True,
+    generator: torch.Generator | None = None,
+    memory_format: torch.memory_format | None = None,
+) -> torch.Tensor:
     """Randomly crop (after zero padding) and horizontally flip each image of ``x`` ``[N, C, H, W]``.
 
     Equivalent to torchvision's ``RandomCrop(H, padding)`` + ``RandomHorizontalFlip()`` applied

@@ -18,6 +18,7 @@ changes, so the model is trained again.
 Only the model's weights and the history are stored, not the optimiser state: a loaded model is
 ready for evaluation, not for resuming an interrupted run.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -59,7 +60,8 @@ def _check_name(name: str) -> str:
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ValueError(
             f"Checkpoint name {name!r} is not valid: use letters, digits, '-' and '_' only "
-            "(for example 'A6_resnet18'), starting with a letter or digit.")
+            "(for example 'A6_resnet18'), starting with a letter or digit."
+        )
     return name
 
 
@@ -95,16 +97,25 @@ def _tensor_fingerprint(t: torch.Tensor) -> dict[str, Any]:
     flat = t.reshape(len(t), -1) if t.ndim > 0 and len(t) else t.reshape(1, -1)
     as64 = flat.to(torch.float64)
     head, tail = flat[:64], flat[-64:]
-    return {"shape": list(t.shape), "dtype": str(t.dtype), "sum": float(as64.sum()),
-            "sum_sq": float((as64 * as64).sum()), "slices": _digest(_tensor_bytes(head), _tensor_bytes(tail))}
+    return {
+        "shape": list(t.shape),
+        "dtype": str(t.dtype),
+        "sum": float(as64.sum()),
+        "sum_sq": float((as64 * as64).sum()),
+        "slices": _digest(_tensor_bytes(head), _tensor_bytes(tail)),
+    }
 
 
 def _data_fingerprint(data: Any) -> Any:
     if data is None:
         return None
     if isinstance(data, torch.utils.data.DataLoader):
-        return {"loader": type(data).__name__, "batch_size": data.batch_size,
-                "drop_last": data.drop_last, "dataset": _data_fingerprint(data.dataset)}
+        return {
+            "loader": type(data).__name__,
+            "batch_size": data.batch_size,
+            "drop_last": data.drop_last,
+            "dataset": _data_fingerprint(data.dataset),
+        }
     if hasattr(data, "images") and hasattr(data, "labels"):
         out = {"images": _tensor_fingerprint(data.images), "labels": _tensor_fingerprint(data.labels)}
         for attr in ("name", "split", "source"):
@@ -132,7 +143,8 @@ def _data_fingerprint(data: Any) -> Any:
         return out
     raise TypeError(
         f"fit_or_load cannot fingerprint training data of type {type(data).__name__}. Pass an ImageData, "
-        "an (X, y) pair of tensors or a DataLoader (the same things fit() accepts).")
+        "an (X, y) pair of tensors or a DataLoader (the same things fit() accepts)."
+    )
 
 
 def _model_source(model: nn.Module) -> str | None:
@@ -148,10 +160,13 @@ def _model_fingerprint(model: nn.Module) -> dict[str, Any]:
     for key in sorted(state):
         weights.update(key.encode())
         weights.update(_tensor_bytes(state[key]))
-    return {"class": f"{type(model).__module__}.{type(model).__qualname__}", "source": _model_source(model),
-            "architecture": _digest(repr(model).encode()),
-            "shapes": {k: list(v.shape) for k, v in state.items()},
-            "initial_weights": weights.hexdigest()[:16]}
+    return {
+        "class": f"{type(model).__module__}.{type(model).__qualname__}",
+        "source": _model_source(model),
+        "architecture": _digest(repr(model).encode()),
+        "shapes": {k: list(v.shape) for k, v in state.items()},
+        "initial_weights": weights.hexdigest()[:16],
+    }
 
 
 def _plain(value: Any) -> Any:
@@ -167,8 +182,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, torch.Tensor):
         return _tensor_fingerprint(value) if value.numel() > 1 else _plain(value.item())
     if isinstance(value, torch.optim.Optimizer):
-        groups = [{k: _plain(v) for k, v in g.items() if k != "params"} | {"n_params": len(g["params"])}
-                  for g in value.param_groups]
+        groups = [
+            {k: _plain(v) for k, v in g.items() if k != "params"} | {"n_params": len(g["params"])}
+            for g in value.param_groups
+        ]
         return {"optimizer": type(value).__name__, "groups": groups}
     if isinstance(value, torch.optim.lr_scheduler.LRScheduler):
         state = {k: v for k, v in value.state_dict().items() if not k.startswith("_") and not callable(v)}
@@ -180,13 +197,27 @@ def _plain(value: Any) -> Any:
     return {"object": type(value).__qualname__}
 
 
-def training_config(model: nn.Module, train: Any, *, epochs: int, val: Any = None,
-                    extra: dict[str, Any] | None = None, **fit_kwargs: Any) -> dict[str, Any]:
+def training_config(
+    model: nn.Module,
+    train: Any,
+    *,
+    epochs: int,
+    val: Any = None,
+    extra: dict[str, Any] | None = None,
+    **fit_kwargs: Any,
+) -> dict[str, Any]:
     """The fingerprint :func:`fit_or_load` hashes: everything that decides the trained weights."""
     settings = dict(_FIT_DEFAULTS)
     settings.update({k: v for k, v in fit_kwargs.items() if k not in _IGNORED_FIT_KWARGS})
-    return {"format": FORMAT_VERSION, "model": _model_fingerprint(model), "train": _data_fingerprint(train),
-            "val": _data_fingerprint(val), "epochs": epochs, "fit": _plain(settings), "extra": _plain(extra or {})}
+    return {
+        "format": FORMAT_VERSION,
+        "model": _model_fingerprint(model),
+        "train": _data_fingerprint(train),
+        "val": _data_fingerprint(val),
+        "epochs": epochs,
+        "fit": _plain(settings),
+        "extra": _plain(extra or {}),
+    }
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -195,8 +226,12 @@ def config_hash(config: dict[str, Any]) -> str:
 
 
 # --------------------------------------------------------------------------- save / load
-def save_checkpoint(model: nn.Module, path_or_name: str | os.PathLike, history: History | None = None,
-                    config: dict[str, Any] | None = None) -> Path:
+def save_checkpoint(
+    model: nn.Module,
+    path_or_name: str | os.PathLike,
+    history: History | None = None,
+    config: dict[str, Any] | None = None,
+) -> Path:
     """Write the model's weights (moved to the CPU), its history and config to a ``.pt`` file.
 
     ``path_or_name`` is a file path or a bare name (stored as ``checkpoint_dir()/<name>.pt``).
@@ -210,8 +245,10 @@ def save_checkpoint(model: nn.Module, path_or_name: str | os.PathLike, history: 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise DataDirError(f"Cannot create the folder {path.parent} for checkpoint {path.name}: "
-                           f"{err.strerror or err}. Choose a writable folder (COURSE_DATA_DIR for bare names).") from err
+        raise DataDirError(
+            f"Cannot create the folder {path.parent} for checkpoint {path.name}: "
+            f"{err.strerror or err}. Choose a writable folder (COURSE_DATA_DIR for bare names)."
+        ) from err
     payload = {
         "format": FORMAT_VERSION,
         "model_class": f"{type(model).__module__}.{type(model).__qualname__}",
@@ -226,23 +263,29 @@ def save_checkpoint(model: nn.Module, path_or_name: str | os.PathLike, history: 
         torch.save(payload, tmp)
         os.replace(tmp, path)
     except OSError as err:
-        raise DataDirError(f"Cannot write the checkpoint {path}: {err.strerror or err}. Give a path in a folder you "
-                           "can write to, or (for a bare name) set COURSE_DATA_DIR to such a folder.") from err
+        raise DataDirError(
+            f"Cannot write the checkpoint {path}: {err.strerror or err}. Give a path in a folder you "
+            "can write to, or (for a bare name) set COURSE_DATA_DIR to such a folder."
+        ) from err
     return path
 
 
 def _read(path: Path) -> dict[str, Any]:
     if not path.exists():
-        raise FileNotFoundError(f"No checkpoint at {path}. Train the model first (fit_or_load trains and saves "
-                                "it), or check the name.")
+        raise FileNotFoundError(
+            f"No checkpoint at {path}. Train the model first (fit_or_load trains and saves it), or check the name."
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable file gets the same advice
-        raise RuntimeError(f"Checkpoint {path} cannot be read ({type(err).__name__}: {err}). The file is damaged "
-                           "or was not written by save_checkpoint; delete it and train again.") from err
+        raise RuntimeError(
+            f"Checkpoint {path} cannot be read ({type(err).__name__}: {err}). The file is damaged "
+            "or was not written by save_checkpoint; delete it and train again."
+        ) from err
     if not isinstance(payload, dict) or "state_dict" not in payload:
-        raise RuntimeError(f"{path} is not a course checkpoint (no 'state_dict' inside). Delete it or pick "
-                           "another file.")
+        raise RuntimeError(
+            f"{path} is not a course checkpoint (no 'state_dict' inside). Delete it or pick another file."
+        )
     return payload
 
 
@@ -250,8 +293,11 @@ def _architecture_problems(model: nn.Module, saved: dict[str, torch.Tensor]) -> 
     current = model.state_dict()
     missing = [k for k in current if k not in saved]
     unexpected = [k for k in saved if k not in current]
-    shapes = [f"{k}: saved {tuple(saved[k].shape)} vs model {tuple(current[k].shape)}"
-              for k in current if k in saved and tuple(saved[k].shape) != tuple(current[k].shape)]
+    shapes = [
+        f"{k}: saved {tuple(saved[k].shape)} vs model {tuple(current[k].shape)}"
+        for k in current
+        if k in saved and tuple(saved[k].shape) != tuple(current[k].shape)
+    ]
 
     def few(items: list[str]) -> str:
         return ", ".join(items[:5]) + (f" ... ({len(items)} in all)" if len(items) > 5 else "")
@@ -266,8 +312,9 @@ def _architecture_problems(model: nn.Module, saved: dict[str, torch.Tensor]) -> 
     return problems
 
 
-def load_checkpoint(model: nn.Module, path_or_name: str | os.PathLike,
-                    device: torch.device | str | None = None) -> History | None:
+def load_checkpoint(
+    model: nn.Module, path_or_name: str | os.PathLike, device: torch.device | str | None = None
+) -> History | None:
     """Load weights saved by :func:`save_checkpoint` into ``model``; return the stored History (or None).
 
     Raises a ``ValueError`` that lists the differing layers when the checkpoint was saved from a
@@ -282,7 +329,8 @@ def load_checkpoint(model: nn.Module, path_or_name: str | os.PathLike,
         raise ValueError(
             f"Checkpoint {path.name} was saved from a different architecture ({payload.get('model_class')}) "
             f"than this {type(model).__name__}: " + "; ".join(problems) + ". Build the model with the same class "
-            "and arguments as when it was saved, or delete the file and train again.")
+            "and arguments as when it was saved, or delete the file and train again."
+        )
     model.load_state_dict(payload["state_dict"])
     if device is not None:
         model.to(device)
@@ -302,9 +350,18 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [prefix or "(root)"]
 
 
-def fit_or_load(model: nn.Module, name: str, train: Any, *, epochs: int, val: Any = None,
-                retrain: bool = False, extra: dict[str, Any] | None = None, verbose: bool = True,
-                **fit_kwargs: Any) -> History:
+def fit_or_load(
+    model: nn.Module,
+    name: str,
+    train: Any,
+    *,
+    epochs: int,
+    val: Any = None,
+    retrain: bool = False,
+    extra: dict[str, Any] | None = None,
+    verbose: bool = True,
+    **fit_kwargs: Any,
+) -> History:
     """Train with :func:`~course_utils.training.fit` and save, or load the result of an identical earlier run.
 
     Parameters
@@ -335,8 +392,10 @@ def fit_or_load(model: nn.Module, name: str, train: Any, *, epochs: int, val: An
             raise RuntimeError(f"{path} holds weights but no training history; delete it and run again.")
         history.from_checkpoint = True
         if verbose:
-            print(f"Loaded {path.name} instead of training: same model, data and settings as a previous run "
-                  f"({history.summary()}). Pass retrain=True (or delete the file) to train again.")
+            print(
+                f"Loaded {path.name} instead of training: same model, data and settings as a previous run "
+                f"({history.summary()}). Pass retrain=True (or delete the file) to train again."
+            )
         return history
     if verbose and not retrain:
         others = sorted(checkpoint_dir().glob(f"{name}-*.pt"), key=lambda p: p.stat().st_mtime)
@@ -345,7 +404,9 @@ def fit_or_load(model: nn.Module, name: str, train: Any, *, epochs: int, val: An
             try:
                 old = json.loads(_read(others[-1]).get("config") or "{}")
                 changed = sorted({".".join(key.split(".")[:2]) for key in _diff(old, config)})
-                reason = ("settings differ from the last checkpoint in: " + ", ".join(changed[:8])) if changed else reason
+                reason = (
+                    ("settings differ from the last checkpoint in: " + ", ".join(changed[:8])) if changed else reason
+                )
             except (RuntimeError, ValueError):
                 pass
         print(f"Training {name} ({reason}).")

@@ -14,6 +14,7 @@ behaviour of the whole course:
     (default: ``~/.cache/dl-course``). A folder that cannot be used (a file, not creatable, read-only) is
     reported when data is first loaded or saved, with what to do; it never breaks a notebook's first cell.
 """
+
 from __future__ import annotations
 
 import os
@@ -60,8 +61,10 @@ class DataDirError(RuntimeError):
     """The data folder (``COURSE_DATA_DIR`` or the default cache) cannot be used; the message says what to do."""
 
 
-_FIX = ("Set COURSE_DATA_DIR to a folder you can write to (for example `export COURSE_DATA_DIR=$HOME/dl-course-data`"
-        ", or os.environ['COURSE_DATA_DIR'] = ... in the notebook's first cell) or unset it to use {default}.")
+_FIX = (
+    "Set COURSE_DATA_DIR to a folder you can write to (for example `export COURSE_DATA_DIR=$HOME/dl-course-data`"
+    ", or os.environ['COURSE_DATA_DIR'] = ... in the notebook's first cell) or unset it to use {default}."
+)
 
 
 def _default_data_dir() -> Path:
@@ -110,8 +113,10 @@ def data_dir(create: bool = True) -> Path:
         try:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as err:
-            raise DataDirError(f"The data folder {path} ({origin}) cannot be created: {err.strerror or err}. "
-                               f"{_FIX.format(default=_default_data_dir())}") from err
+            raise DataDirError(
+                f"The data folder {path} ({origin}) cannot be created: {err.strerror or err}. "
+                f"{_FIX.format(default=_default_data_dir())}"
+            ) from err
     return path
 
 
@@ -124,8 +129,9 @@ def writable_data_subdir(name: str) -> Path:
             raise PermissionError(13, "read-only folder")
     except OSError as err:
         _, origin = _configured_data_dir()
-        raise DataDirError(f"Cannot write to {path} ({origin}): {err.strerror or err}. "
-                           f"{_FIX.format(default=_default_data_dir())}") from err
+        raise DataDirError(
+            f"Cannot write to {path} ({origin}): {err.strerror or err}. {_FIX.format(default=_default_data_dir())}"
+        ) from err
     return path
 
 

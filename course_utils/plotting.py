@@ -1,8 +1,9 @@
 """Plotting helpers: image grids, training curves, decision regions."""
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -23,9 +24,15 @@ def _to_numpy_image(img: torch.Tensor | np.ndarray) -> np.ndarray:
     return arr
 
 
-def show_images(images: torch.Tensor | Sequence, labels: Sequence | torch.Tensor | None = None,
-                classes: Sequence[str] | None = None, ncols: int = 8, title: str | None = None,
-                size: float = 1.3, cmap: str = "gray") -> plt.Figure:
+def show_images(
+    images: torch.Tensor | Sequence,
+    labels: Sequence | torch.Tensor | None = None,
+    classes: Sequence[str] | None = None,
+    ncols: int = 8,
+    title: str | None = None,
+    size: float = 1.3,
+    cmap: str = "gray",
+) -> plt.Figure:
     """A grid of images with optional labels (class indices mapped through ``classes``)."""
     n = len(images)
     if n == 0:
@@ -35,8 +42,9 @@ def show_images(images: torch.Tensor | Sequence, labels: Sequence | torch.Tensor
     ncols = max(1, min(ncols, n))
     nrows = (n + ncols - 1) // ncols
     row_height = size + (0.3 if labels is not None else 0.0)  # room for each row's titles
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, row_height * nrows + (0.4 if title else 0)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(size * ncols, row_height * nrows + (0.4 if title else 0)), squeeze=False
+    )
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i >= n:
@@ -81,8 +89,9 @@ def plot_history(history, title: str = "") -> plt.Figure:
     return fig
 
 
-def decision_grid(X: torch.Tensor | np.ndarray, resolution: int = 150, margin: float = 0.25
-                  ) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+def decision_grid(
+    X: torch.Tensor | np.ndarray, resolution: int = 150, margin: float = 0.25
+) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
     """A grid of points covering the 2-D data: returns ``xx, yy`` and the points as a tensor."""
     X = np.asarray(X)
     if X.ndim != 2 or X.shape[1] != 2:
@@ -93,8 +102,14 @@ def decision_grid(X: torch.Tensor | np.ndarray, resolution: int = 150, margin: f
     return xx, yy, grid
 
 
-def plot_decision_regions(predict: Callable[[torch.Tensor], torch.Tensor], X, y, ax: plt.Axes | None = None,
-                          resolution: int = 150, title: str = "") -> plt.Axes:
+def plot_decision_regions(
+    predict: Callable[[torch.Tensor], torch.Tensor],
+    X,
+    y,
+    ax: plt.Axes | None = None,
+    resolution: int = 150,
+    title: str = "",
+) -> plt.Axes:
     """Colour the plane by ``predict`` (which maps ``[m, 2]`` points to class ids) and scatter the data."""
     xx, yy, grid = decision_grid(X, resolution)
     with torch.no_grad():
@@ -106,8 +121,7 @@ def plot_decision_regions(predict: Callable[[torch.Tensor], torch.Tensor], X, y,
     cmap = plt.get_cmap("coolwarm" if n_classes == 2 else "viridis", n_classes)
     ax.contourf(xx, yy, labels, levels=np.arange(n_classes + 1) - 0.5, cmap=cmap, alpha=0.35)
     X = np.asarray(X)
-    ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=-0.5, vmax=n_classes - 0.5, s=12, edgecolors="k",
-               linewidths=0.3)
+    ax.scatter(X[:, 0], X[:, 1], c=y, cmap=cmap, vmin=-0.5, vmax=n_classes - 0.5, s=12, edgecolors="k", linewidths=0.3)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:

@@ -6,6 +6,7 @@ through :func:`record`, which returns it unchanged. When the environment variabl
 ``<COURSE_RECORD_DIR>/<notebook-key>.json``; tests under ``tests/`` then assert the values.
 Outside the tests :func:`record` does nothing but return its argument.
 """
+
 from __future__ import annotations
 
 import json

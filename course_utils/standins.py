@@ -7,6 +7,7 @@ they are learnable, so curves go down. Anything trained on them is labelled a st
 Both generators are deterministic given ``seed`` and fully vectorised (50,000 images in
 a few seconds on a CPU).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,16 @@ import torch
 import torch.nn.functional as F
 
 SHAPES10_CLASSES = [
-    "disc", "ring", "square", "diamond", "triangle",
-    "cross", "h-stripes", "v-stripes", "checker", "two-discs",
+    "disc",
+    "ring",
+    "square",
+    "diamond",
+    "triangle",
+    "cross",
+    "h-stripes",
+    "v-stripes",
+    "checker",
+    "two-discs",
 ]
 
 
@@ -73,11 +82,11 @@ def make_shapes10(n: int, seed: int = 0, size: int = 32) -> tuple[torch.Tensor, 
         elif k == 3:
             s = rk - (np.abs(uk) + np.abs(vk))
         elif k == 4:  # equilateral triangle, apex up: inside all three edges
-            s = np.minimum.reduce([rk * 0.5 - (np.cos(t) * uk + np.sin(t) * vk)
-                                   for t in (np.pi / 2, -np.pi / 6, 7 * np.pi / 6)])
+            s = np.minimum.reduce(
+                [rk * 0.5 - (np.cos(t) * uk + np.sin(t) * vk) for t in (np.pi / 2, -np.pi / 6, 7 * np.pi / 6)]
+            )
         elif k == 5:
-            s = np.maximum(np.minimum(wk - np.abs(uk), rk - np.abs(vk)),
-                           np.minimum(wk - np.abs(vk), rk - np.abs(uk)))
+            s = np.maximum(np.minimum(wk - np.abs(uk), rk - np.abs(vk)), np.minimum(wk - np.abs(vk), rk - np.abs(uk)))
         elif k == 6:
             s = np.sin(2 * np.pi * vk / pk) * pk / (2 * np.pi)
         elif k == 7:
@@ -86,8 +95,7 @@ def make_shapes10(n: int, seed: int = 0, size: int = 32) -> tuple[torch.Tensor, 
             s = np.sin(2 * np.pi * uk / pk) * np.sin(2 * np.pi * vk / pk) * pk / (2 * np.pi)
         else:
             off = rk * 0.55
-            s = np.maximum(rk * 0.45 - np.sqrt((uk - off) ** 2 + vk**2),
-                           rk * 0.45 - np.sqrt((uk + off) ** 2 + vk**2))
+            s = np.maximum(rk * 0.45 - np.sqrt((uk - off) ** 2 + vk**2), rk * 0.45 - np.sqrt((uk + off) ** 2 + vk**2))
         sdf[m] = s
     mask = 1 / (1 + np.exp(np.clip(-sdf * size * 1.5, -30, 30)))  # anti-aliased edge about one pixel wide
     fg, bg = (c.astype(f32) for c in _random_colours(rng, n))
@@ -99,8 +107,9 @@ def make_shapes10(n: int, seed: int = 0, size: int = 32) -> tuple[torch.Tensor, 
     return torch.from_numpy((img * 255).round().astype(np.uint8)), torch.from_numpy(labels.astype(np.int64))
 
 
-def make_street_digits(digits: torch.Tensor, labels: torch.Tensor, n: int, seed: int = 0,
-                       size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
+def make_street_digits(
+    digits: torch.Tensor, labels: torch.Tensor, n: int, seed: int = 0, size: int = 32
+) -> tuple[torch.Tensor, torch.Tensor]:
     """An SVHN-shaped stand-in built from real handwritten digits.
 
     ``digits`` are grey-scale digit images (``[m, 1, h, w]`` or ``[m, h, w]``, values in
@@ -160,9 +169,11 @@ def make_toy_2d(name: str, n: int = 400, noise: float = 0.1, seed: int = 0) -> t
         X = X + rng.normal(0, noise * 0.5, size=X.shape)
     elif name == "circles":
         from sklearn.datasets import make_circles
+
         X, y = make_circles(n_samples=n, noise=noise * 0.5, factor=0.45, random_state=seed)
     elif name == "moons":
         from sklearn.datasets import make_moons
+
         X, y = make_moons(n_samples=n, noise=noise, random_state=seed)
         X = (X - np.array([0.5, 0.25])) / 1.2
     elif name in ("spirals", "spirals3"):

@@ -16,14 +16,16 @@ Design choices a student can read off the code:
   place in Jupyter; outside Jupyter it prints one plain line per epoch instead (no bars, no escape
   sequences: readable in a terminal, a log file or CI).
 """
+
 from __future__ import annotations
 
 import contextlib
 import math
 import time
 import warnings
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 import torch
 from torch import nn
@@ -96,8 +98,11 @@ class History:
     def summary(self) -> str:
         if not self.epochs:
             return "no epochs run"
-        parts = [f"{self.epochs} epochs on {self.device}", f"train loss {self.train_loss[-1]:.4f}",
-                 f"train acc {self.train_acc[-1]:.2%}"]
+        parts = [
+            f"{self.epochs} epochs on {self.device}",
+            f"train loss {self.train_loss[-1]:.4f}",
+            f"train acc {self.train_acc[-1]:.2%}",
+        ]
         if self.val_acc:
             parts.append(f"val acc {self.val_acc[-1]:.2%} (best {max(self.val_acc):.2%})")
         parts.append(f"{sum(self.epoch_time):.1f} s, {sum(self.images_per_s) / self.epochs:,.0f} img/s")
@@ -165,10 +170,14 @@ def _in_format(X: torch.Tensor, memory_format: torch.memory_format) -> torch.Ten
     return X.contiguous(memory_format=memory_format) if X.ndim == 4 else X
 
 
-def _as_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device,
-                generator: torch.Generator | None,
-                memory_format: torch.memory_format = torch.contiguous_format,
-                ) -> tuple[Callable[[], Iterator[Batch]], int, int]:
+def _as_batches(
+    data: Any,
+    batch_size: int,
+    shuffle: bool,
+    device: torch.device,
+    generator: torch.Generator | None,
+    memory_format: torch.memory_format = torch.contiguous_format,
+) -> tuple[Callable[[], Iterator[Batch]], int, int]:
     """Normalise the accepted data formats to (make_iterator, n_examples, n_batches).
 
     Every batch of images comes out in ``memory_format`` (the model's layout).
@@ -193,15 +202,15 @@ def _as_batches(data: Any, batch_size: int, shuffle: bool, device: torch.device,
         n = len(X)
 
         def tensor_batches() -> Iterator[Batch]:
-            order = (torch.randperm(n, device=device, generator=generator) if shuffle
-                     else torch.arange(n, device=device))
+            order = torch.randperm(n, device=device, generator=generator) if shuffle else torch.arange(n, device=device)
             for start in range(0, n, batch_size):
-                idx = order[start:start + batch_size]
+                idx = order[start : start + batch_size]
                 yield X[idx], y[idx]
 
         return tensor_batches, n, math.ceil(n / batch_size)
-    raise TypeError(f"fit/evaluate take an ImageData, an (X, y) pair of tensors or a DataLoader, "
-                    f"not {type(data).__name__}.")
+    raise TypeError(
+        f"fit/evaluate take an ImageData, an (X, y) pair of tensors or a DataLoader, not {type(data).__name__}."
+    )
 
 
 def _labels_of(data: Any) -> torch.Tensor | None:
@@ -217,8 +226,11 @@ def _is_classification_loss(loss_fn: Callable | None) -> bool:
     """True for the losses that take integer class labels (the default cross-entropy among them)."""
     import torch.nn.functional as F
 
-    return loss_fn is None or isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss)) or \
-        loss_fn in (F.cross_entropy, F.nll_loss)
+    return (
+        loss_fn is None
+        or isinstance(loss_fn, (nn.CrossEntropyLoss, nn.NLLLoss))
+        or loss_fn in (F.cross_entropy, F.nll_loss)
+    )
 
 
 def _check_label_kind(y: torch.Tensor, loss_fn: Callable | None) -> None:
@@ -231,7 +243,8 @@ def _check_label_kind(y: torch.Tensor, loss_fn: Callable | None) -> None:
             f"fit/evaluate expect integer class labels: a 1-D tensor of class indices 0..C-1 (dtype int64). "
             f"Got {str(y.dtype).removeprefix('torch.')} labels of shape {tuple(y.shape)}{one_hot}. "
             "Turn one-hot rows into indices with y.argmax(dim=1), float labels with y.long(); "
-            "for another kind of target pass your own loss_fn.")
+            "for another kind of target pass your own loss_fn."
+        )
 
 
 def _check_label_range(logits: torch.Tensor, labels: torch.Tensor) -> None:
@@ -241,9 +254,11 @@ def _check_label_range(logits: torch.Tensor, labels: torch.Tensor) -> None:
     low, high = (int(v) for v in torch.stack([labels.min(), labels.max()]).tolist())
     outputs = logits.shape[1]
     if high >= outputs:
-        raise ValueError(f"The model has {outputs} outputs but the labels go up to {high}: a classifier for "
-                         f"{high + 1} classes needs (at least) {high + 1} outputs. Give its last layer "
-                         f"{high + 1} outputs (e.g. nn.Linear(..., {high + 1})) or check the labels.")
+        raise ValueError(
+            f"The model has {outputs} outputs but the labels go up to {high}: a classifier for "
+            f"{high + 1} classes needs (at least) {high + 1} outputs. Give its last layer "
+            f"{high + 1} outputs (e.g. nn.Linear(..., {high + 1})) or check the labels."
+        )
     if low < 0:
         raise ValueError(f"Labels must be class indices 0..{outputs - 1}, but one is {low}.")
 
@@ -258,7 +273,9 @@ def _model_device(model: nn.Module, data: Any) -> torch.device:
 
 def _batch_stats(logits: torch.Tensor, y: torch.Tensor, loss: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Sum of losses and number correct in a batch, kept on the device."""
-    correct = (logits.argmax(dim=1) == y).sum() if logits.ndim == 2 and y.ndim == 1 else torch.zeros((), device=y.device)
+    correct = (
+        (logits.argmax(dim=1) == y).sum() if logits.ndim == 2 and y.ndim == 1 else torch.zeros((), device=y.device)
+    )
     return loss.detach() * len(y), correct
 
 
@@ -268,8 +285,9 @@ def _autocast(device: torch.device, enabled: bool):
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
-def _augmenter(augment: str | Callable | None, generator: torch.Generator | None
-               ) -> Callable[[torch.Tensor], torch.Tensor] | None:
+def _augmenter(
+    augment: str | Callable | None, generator: torch.Generator | None
+) -> Callable[[torch.Tensor], torch.Tensor] | None:
     if augment is None or callable(augment):
         return augment
     if augment == "crop_flip":
@@ -278,8 +296,13 @@ def _augmenter(augment: str | Callable | None, generator: torch.Generator | None
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: Any, loss_fn: Callable | None = None, device: torch.device | str | None = None,
-             batch_size: int = 1024) -> dict[str, float]:
+def evaluate(
+    model: nn.Module,
+    data: Any,
+    loss_fn: Callable | None = None,
+    device: torch.device | str | None = None,
+    batch_size: int = 1024,
+) -> dict[str, float]:
     """Mean loss and accuracy of ``model`` on ``data`` (in eval mode, no gradients).
 
     ``device`` defaults to where the model is (for a model without parameters: where the data is).
@@ -332,28 +355,48 @@ def epoch_line(history: History, epochs: int) -> str:
     return " | ".join(parts)
 
 
-def _check_divergence(train_loss: float, first_loss: float | None, epoch: int,
-                      optimizer: torch.optim.Optimizer) -> None:
+def _check_divergence(
+    train_loss: float, first_loss: float | None, epoch: int, optimizer: torch.optim.Optimizer
+) -> None:
     """Stop a run whose loss is no longer finite or has exploded (ten-fold, and by more than 10, above the
     first batch's loss), with a hint: nothing useful is learned after that."""
     lr = optimizer.param_groups[0].get("lr", "?")
-    hint = (f"The learning rate (lr={lr}) is probably too high: try 10x smaller. Also check that the inputs "
-            "are normalised.")
+    hint = (
+        f"The learning rate (lr={lr}) is probably too high: try 10x smaller. Also check that the inputs are normalised."
+    )
     if not math.isfinite(train_loss):
         raise FloatingPointError(f"Training loss became {train_loss} in epoch {epoch + 1}. {hint}")
     if first_loss is not None and math.isfinite(first_loss) and train_loss > max(10 * first_loss, first_loss + 10):
-        raise FloatingPointError(f"Training diverged: the loss rose from {first_loss:.4g} (first batch) to "
-                                 f"{train_loss:.4g} (epoch {epoch + 1}). {hint}")
+        raise FloatingPointError(
+            f"Training diverged: the loss rose from {first_loss:.4g} (first batch) to "
+            f"{train_loss:.4g} (epoch {epoch + 1}). {hint}"
+        )
 
 
-def fit(model: nn.Module, train: Any, *, epochs: int, lr: float = 1e-3,
-        optimizer: torch.optim.Optimizer | None = None, loss_fn: Callable | None = None,
-        val: Any = None, batch_size: int = 128, device: torch.device | str | None = None,
-        scheduler: Any = None, scheduler_step: str = "epoch", live_plot: bool = True,
-        progress: bool = True, seed: int | None = 0, title: str = "",
-        callbacks: Iterable[Callable[[int, History], None]] = (), fast: bool | None = None,
-        augment: str | Callable[[torch.Tensor], torch.Tensor] | None = None, amp: bool | None = None,
-        channels_last: bool | None = None, compile_model: bool = False) -> History:
+def fit(
+    model: nn.Module,
+    train: Any,
+    *,
+    epochs: int,
+    lr: float = 1e-3,
+    optimizer: torch.optim.Optimizer | None = None,
+    loss_fn: Callable | None = None,
+    val: Any = None,
+    batch_size: int = 128,
+    device: torch.device | str | None = None,
+    scheduler: Any = None,
+    scheduler_step: str = "epoch",
+    live_plot: bool = True,
+    progress: bool = True,
+    seed: int | None = 0,
+    title: str = "",
+    callbacks: Iterable[Callable[[int, History], None]] = (),
+    fast: bool | None = None,
+    augment: str | Callable[[torch.Tensor], torch.Tensor] | None = None,
+    amp: bool | None = None,
+    channels_last: bool | None = None,
+    compile_model: bool = False,
+) -> History:
     """Train ``model`` and return a :class:`History` of per-epoch metrics.
 
     Parameters
@@ -386,8 +429,10 @@ def fit(model: nn.Module, train: Any, *, epochs: int, lr: float = 1e-3,
         raise ValueError("scheduler_step must be 'epoch' or 'batch'.")
     device = get_device(device)  # None: the best available; a name is checked ("gpu" gets a clear message)
     if optimizer is None and not any(p.requires_grad for p in model.parameters()):
-        raise ValueError("The model has no trainable parameters, so there is nothing to train. Check that its "
-                         "layers are created in __init__ (as attributes or inside nn.Sequential/nn.ModuleList).")
+        raise ValueError(
+            "The model has no trainable parameters, so there is nothing to train. Check that its "
+            "layers are created in __init__ (as attributes or inside nn.Sequential/nn.ModuleList)."
+        )
     labels = _labels_of(train)
     if labels is not None:
         _check_label_kind(labels, loss_fn)
@@ -396,15 +441,22 @@ def fit(model: nn.Module, train: Any, *, epochs: int, lr: float = 1e-3,
     amp = bool(amp) and device.type == "cuda" and torch.cuda.is_bf16_supported()
     channels_last = (fast and device.type == "cuda") if channels_last is None else bool(channels_last)
     if channels_last and device.type != "cuda":
-        warnings.warn(f"channels_last=True is ignored on {device.type}: it only pays off on CUDA GPUs, and on some "
-                      "CPUs (AVX2 without AVX-512) oneDNN crashes in convolution backward with channels-last "
-                      "tensors. Training in the ordinary NCHW layout.", stacklevel=2)
+        warnings.warn(
+            f"channels_last=True is ignored on {device.type}: it only pays off on CUDA GPUs, and on some "
+            "CPUs (AVX2 without AVX-512) oneDNN crashes in convolution backward with channels-last "
+            "tensors. Training in the ordinary NCHW layout.",
+            stacklevel=2,
+        )
         channels_last = False
     # One layout for the model and every batch it sees (a mixture crashes oneDNN on some CPUs).
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
     if fast and device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # pick the fastest conv algorithm for these shapes once
-    if fast and isinstance(train, torch.utils.data.DataLoader) and isinstance(train.dataset, torch.utils.data.TensorDataset):
+    if (
+        fast
+        and isinstance(train, torch.utils.data.DataLoader)
+        and isinstance(train.dataset, torch.utils.data.TensorDataset)
+    ):
         batch_size = train.batch_size or batch_size
         train = tuple(train.dataset.tensors)
     model.to(device)

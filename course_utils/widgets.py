@@ -1,9 +1,10 @@
 """Small helpers shared by the interactive widgets of the lectures."""
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Callable, Iterator
 
 import matplotlib.pyplot as plt
 import torch

@@ -11,6 +11,7 @@ refuses to touch distributions outside its environment): the course's .venv cann
 
 Used by tests/test_wheel_install.py and tests/test_colab_cell.py.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,8 +33,11 @@ def _course_site_packages() -> Path:
 
 def _left_out(name: str) -> bool:
     """course_utils itself (package, metadata, editable hooks) and .pth files (not processed there anyway)."""
-    return name.lower().replace("-", "_").startswith(("course_utils", "__editable__")) or name.endswith(".pth") \
+    return (
+        name.lower().replace("-", "_").startswith(("course_utils", "__editable__"))
+        or name.endswith(".pth")
         or name == "__pycache__"
+    )
 
 
 def make_env(root: Path) -> Path:
@@ -52,8 +56,13 @@ def make_env(root: Path) -> Path:
 
 def env_site_packages(python: Path) -> Path:
     """The new environment's own site-packages (where pip installs)."""
-    out = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                         capture_output=True, text=True, check=True, env=clean_environ())
+    out = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=clean_environ(),
+    )
     return Path(out.stdout.strip())
 
 
@@ -81,9 +90,24 @@ def build_wheel(dest: Path) -> Path:
     Building from a copy keeps ``build/`` and ``*.egg-info`` out of the working tree.
     """
     src = copy_package_sources(dest / "src")
-    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-                             "--quiet", "--wheel-dir", str(dest / "dist"), str(src)],
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--quiet",
+            "--wheel-dir",
+            str(dest / "dist"),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, f"building the wheel failed:\n{result.stdout}\n{result.stderr}"
     (wheel,) = (dest / "dist").glob("course_utils-*.whl")
     return wheel

@@ -1,7 +1,7 @@
 """Helpers for tests/test_nbgrader_pipeline.py: scratch course folders, simulated hand-ins, nbgrader runs."""
+
 from __future__ import annotations
 
-import copy
 import json
 import os
 import re
@@ -24,7 +24,7 @@ MARKER_LINE = re.compile(r"^\s*#+\s*(BEGIN|END) (SOLUTION|MARK SCHEME)\s*$")
 def env(cell_timeout: int | None = None, threads: int | None = None) -> dict[str, str]:
     """Environment for nbgrader runs: fast, offline, no record files, a chosen per-cell time limit."""
     e = release.nbgrader_env()
-    e.pop("COURSE_RECORD_DIR", None)   # grading runs must not overwrite the records nbval wrote
+    e.pop("COURSE_RECORD_DIR", None)  # grading runs must not overwrite the records nbval wrote
     e["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
     if cell_timeout is not None:
         e["NBGRADER_CELL_TIMEOUT"] = str(cell_timeout)
@@ -47,18 +47,26 @@ class Run:
         return self.stdout + self.stderr
 
 
-def run(args: list[str], cwd: Path, cell_timeout: int | None = None, timeout: float = 600,
-        threads: int | None = None) -> Run:
+def run(
+    args: list[str], cwd: Path, cell_timeout: int | None = None, timeout: float = 600, threads: int | None = None
+) -> Run:
     """Run ``python -m <args>`` in ``cwd``; never raises on a non-zero exit (callers assert)."""
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", *args], cwd=cwd, env=env(cell_timeout, threads), capture_output=True,
-                          text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", *args],
+        cwd=cwd,
+        env=env(cell_timeout, threads),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return Run(" ".join(args), proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - t0)
 
 
 # ------------------------------------------------------------------------------------------------
 # Reading assignments
 # ------------------------------------------------------------------------------------------------
+
 
 def source_notebooks(assignment: str, root: Path = ROOT) -> dict[str, Path]:
     return {p.stem: p for p in sorted((root / "solutions" / assignment).glob("*.ipynb"))}
@@ -91,6 +99,7 @@ def solution_text(source: str) -> str:
 # ------------------------------------------------------------------------------------------------
 # Simulated hand-ins
 # ------------------------------------------------------------------------------------------------
+
 
 def release_nb(course: Path, assignment: str, notebook: str):
     return nbformat.read(course / "assignments" / assignment / f"{notebook}.ipynb", as_version=4)
@@ -125,8 +134,11 @@ def edit(nb, gid: str, old: str, new: str):
 def strip_like_colab(nb):
     """What a student gets by pasting the cells into a fresh Colab notebook and downloading it."""
     fresh = nbformat.v4.new_notebook()
-    fresh.metadata = {"colab": {"provenance": []}, "kernelspec": {"name": "python3", "display_name": "Python 3"},
-                      "language_info": {"name": "python"}}
+    fresh.metadata = {
+        "colab": {"provenance": []},
+        "kernelspec": {"name": "python3", "display_name": "Python 3"},
+        "language_info": {"name": "python"},
+    }
     for cell in nb.cells:
         new = (nbformat.v4.new_code_cell if cell.cell_type == "code" else nbformat.v4.new_markdown_cell)(cell.source)
         new.metadata = {"id": new["id"]}
@@ -145,6 +157,7 @@ def write_submission(course: Path, student: str, assignment: str, notebook: str,
 # A full grading round
 # ------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Round:
     """Everything a grading round produced, for the tests to assert on."""
@@ -152,16 +165,23 @@ class Round:
     assignment: str
     course: Path
     runs: dict[str, Run] = field(default_factory=dict)
-    findings: list = field(default_factory=list)             # tools.grading.check_submissions before grading
-    scores: dict[str, dict] = field(default_factory=dict)   # student -> report row (tools.grading.report)
+    findings: list = field(default_factory=list)  # tools.grading.check_submissions before grading
+    scores: dict[str, dict] = field(default_factory=dict)  # student -> report row (tools.grading.report)
 
     def log(self) -> str:
-        return "\n".join(f"$ {name}: exit {r.returncode} in {r.seconds:.0f} s\n{r.output[-3000:]}"
-                         for name, r in self.runs.items())
+        return "\n".join(
+            f"$ {name}: exit {r.returncode} in {r.seconds:.0f} s\n{r.output[-3000:]}" for name, r in self.runs.items()
+        )
 
 
-def grade_round(course: Path, assignment: str, cell_timeout: int | None = None, manual: dict | None = None,
-                cli: bool = False, threads: int | None = None) -> Round:
+def grade_round(
+    course: Path,
+    assignment: str,
+    cell_timeout: int | None = None,
+    manual: dict | None = None,
+    cli: bool = False,
+    threads: int | None = None,
+) -> Round:
     """check -> repair -> autograde -> manual grades -> feedback -> report (-> export).
 
     nbgrader always runs as a command. With ``cli`` the course tools do too (every command of
@@ -172,11 +192,14 @@ def grade_round(course: Path, assignment: str, cell_timeout: int | None = None, 
         rnd.runs["check"] = run(["tools.grading", "check", "--assignment", assignment], course)
         rnd.runs["repair"] = run(["tools.grading", "repair", "--assignment", assignment], course)
     rnd.findings = grading.check_submissions(course / "submitted", assignment, course)
-    rnd.runs["autograde"] = run(["nbgrader", "autograde", assignment], course, cell_timeout=cell_timeout,
-                                threads=threads)
+    rnd.runs["autograde"] = run(
+        ["nbgrader", "autograde", assignment], course, cell_timeout=cell_timeout, threads=threads
+    )
     for (student, cell_id), value in (manual or {}).items():
         rnd.runs[f"manual-grade {student}"] = run(
-            ["tools.grading", "manual-grade", assignment, student, cell_id, str(value), "--comment", "well argued"], course)
+            ["tools.grading", "manual-grade", assignment, student, cell_id, str(value), "--comment", "well argued"],
+            course,
+        )
     rnd.runs["feedback"] = run(["nbgrader", "generate_feedback", assignment], course)
     if cli:
         rnd.runs["report"] = run(["tools.grading", "report", assignment, "--json"], course)
@@ -198,7 +221,9 @@ def scores_table(rounds: list[Round], expected: dict[tuple[str, str], float] | N
             notes += row["notes"]
             if row["needs_manual"]:
                 notes.append("to grade by hand: " + ", ".join(row["needs_manual"]))
-            lines.append(f"{rnd.assignment:<16} {student:<12} {row['score']:5.1f}/{row['max_score']:<5.1f}  {'; '.join(notes)}")
+            lines.append(
+                f"{rnd.assignment:<16} {student:<12} {row['score']:5.1f}/{row['max_score']:<5.1f}  {'; '.join(notes)}"
+            )
     return "\n".join(lines)
 
 
@@ -220,10 +245,12 @@ def hidden_lines(source_nb, min_length: int = markers.MIN_SECRET_LENGTH) -> set[
     return markers.hidden_test_lines(source_nb, min_length=min_length)
 
 
-PRINT_HISTORY = ("try:\n    print(In)\n    for _entry in _ih:\n        print(_entry)\n"
-                 "    from IPython.display import HTML, display\n"
-                 "    display(HTML('<pre>' + '\\n'.join(In) + '</pre>'))\n"
-                 "except NameError:\n    print('no IPython input history in this grader')")
+PRINT_HISTORY = (
+    "try:\n    print(In)\n    for _entry in _ih:\n        print(_entry)\n"
+    "    from IPython.display import HTML, display\n"
+    "    display(HTML('<pre>' + '\\n'.join(In) + '</pre>'))\n"
+    "except NameError:\n    print('no IPython input history in this grader')"
+)
 
 
 def leaking(nb, source_nb):

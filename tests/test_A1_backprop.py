@@ -2,6 +2,7 @@
 
 The grading pipeline (release, hidden tests, autograding) is tested in tests/test_nbgrader_pipeline.py.
 """
+
 from __future__ import annotations
 
 import math
@@ -48,7 +49,7 @@ def test_affine_matches_torch(sol, shape, m):
 def test_activations_match_torch(sol, name, torch_fn):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(5, 4)) * 3
-    x[0, :2] = 0.0                                   # ReLU's kink: PyTorch's gradient there is 0
+    x[0, :2] = 0.0  # ReLU's kink: PyTorch's gradient there is 0
     dout = rng.normal(size=x.shape)
     out, cache = sol[f"{name}_forward"](x)
     xt = _t(x)
@@ -76,11 +77,12 @@ def test_two_layer_net_matches_torch_autograd(sol):
     loss, grads = sol["two_layer_loss"](params, X, y, reg=reg)
     p = {k: _t(v) for k, v in params.items()}
     model = torch.nn.Sequential(torch.nn.Linear(6, 9), torch.nn.ReLU(), torch.nn.Linear(9, 4)).double()
-    with torch.no_grad():   # the same network as an nn.Module (Linear stores W transposed)
+    with torch.no_grad():  # the same network as an nn.Module (Linear stores W transposed)
         model[0].weight.copy_(p["W1"].T), model[0].bias.copy_(p["b1"])
         model[2].weight.copy_(p["W2"].T), model[2].bias.copy_(p["b2"])
-    ref = F.cross_entropy(model(torch.from_numpy(X)), torch.from_numpy(y)) \
-        + 0.5 * reg * (model[0].weight.square().sum() + model[2].weight.square().sum())
+    ref = F.cross_entropy(model(torch.from_numpy(X)), torch.from_numpy(y)) + 0.5 * reg * (
+        model[0].weight.square().sum() + model[2].weight.square().sum()
+    )
     ref.backward()
     assert loss == pytest.approx(ref.item(), rel=1e-10)
     assert np.allclose(grads["W1"], model[0].weight.grad.numpy().T)
@@ -92,7 +94,7 @@ def test_two_layer_net_matches_torch_autograd(sol):
 
 def test_recorded_gradient_checks(rec):
     assert rec["A1_affine_gradcheck_max_rel_error"] < 1e-7
-    assert rec["A1_buggy_db_rel_error"] > 1e-2              # the deliberate bug is caught
+    assert rec["A1_buggy_db_rel_error"] > 1e-2  # the deliberate bug is caught
     assert rec["A1_initial_softmax_loss"] == pytest.approx(math.log(10), abs=1e-2)
 
 

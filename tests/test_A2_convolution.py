@@ -2,6 +2,7 @@
 
 The grading pipeline (release, hidden tests, autograding) is tested in tests/test_nbgrader_pipeline.py.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -11,8 +12,16 @@ import torch.nn.functional as F
 from nbgrader_helpers import solution_namespace
 
 NB = "solutions/A2_convolution/A2_convolution.ipynb"
-CELLS = ["conv_output_size", "conv_forward_naive", "conv_backward_naive", "a2_col2im", "im2col",
-         "conv_forward_im2col", "conv_backward_im2col", "max_pool"]
+CELLS = [
+    "conv_output_size",
+    "conv_forward_naive",
+    "conv_backward_naive",
+    "a2_col2im",
+    "im2col",
+    "conv_forward_im2col",
+    "conv_backward_im2col",
+    "max_pool",
+]
 CASES = [((2, 3, 7, 7), (4, 3, 3, 3), 2, 1), ((1, 2, 6, 5), (3, 2, 3, 2), 1, 0), ((3, 1, 8, 8), (2, 1, 5, 5), 1, 2)]
 
 
@@ -26,8 +35,18 @@ def rec(notebook_records):
     return notebook_records(NB)
 
 
-@pytest.mark.parametrize("n, f, p, s, expected", [(7, 3, 0, 1, 5), (7, 3, 0, 2, 3), (7, 3, 1, 3, 3), (7, 5, 0, 1, 3),
-                                                  (7, 5, 2, 1, 7), (32, 5, 2, 1, 32), (227, 11, 0, 4, 55)])
+@pytest.mark.parametrize(
+    "n, f, p, s, expected",
+    [
+        (7, 3, 0, 1, 5),
+        (7, 3, 0, 2, 3),
+        (7, 3, 1, 3, 3),
+        (7, 5, 0, 1, 3),
+        (7, 5, 2, 1, 7),
+        (32, 5, 2, 1, 32),
+        (227, 11, 0, 4, 55),
+    ],
+)
 def test_output_size_agrees_with_torch(sol, n, f, p, s, expected):
     assert sol["conv_output_size"](n, f, p, s) == expected
     out = F.conv2d(torch.zeros(1, 1, n, n), torch.zeros(1, 1, f, f), padding=p, stride=s)
@@ -78,8 +97,14 @@ def test_max_pool_matches_torch(sol, xs, ph, pw, s):
 
 
 def test_recorded_numbers(rec):
-    assert rec["A2_output_sizes"] == {"n7_f3_p0_s1": 5, "n7_f3_p0_s2": 3, "n7_f3_p1_s3": 3, "n7_f5_p0_s1": 3,
-                                      "n7_f5_p2_s1": 7, "n32_f5_p2_s1": 32}
+    assert rec["A2_output_sizes"] == {
+        "n7_f3_p0_s1": 5,
+        "n7_f3_p0_s2": 3,
+        "n7_f3_p1_s3": 3,
+        "n7_f5_p0_s1": 3,
+        "n7_f5_p2_s1": 7,
+        "n32_f5_p2_s1": 32,
+    }
     assert rec["A2_conv_gradcheck_max_rel_error"] < 1e-7
-    assert rec["A2_cols_memory_ratio"] == pytest.approx(9.0)     # 3x3 windows, stride 1, padding 1
-    assert rec["A2_speedup_im2col_vs_naive"] > 5                  # typically far more; timing noise aside
+    assert rec["A2_cols_memory_ratio"] == pytest.approx(9.0)  # 3x3 windows, stride 1, padding 1
+    assert rec["A2_speedup_im2col_vs_naive"] > 5  # typically far more; timing noise aside

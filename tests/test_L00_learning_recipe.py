@@ -4,6 +4,7 @@ interactive playground behind its section 8 (course_utils/demos/playground.py).
 Where the notebook uses a from-scratch implementation (hinge loss, softmax, k-NN, the classifier
 counts), the tests recompute the value with PyTorch, scikit-learn or a closed-form formula.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,13 @@ from torch import nn
 
 matplotlib.use("Agg")
 
-from course_utils.demos.playground import (ACTIVATIONS, TOY_DATASETS, Playground,  # noqa: E402
-                                           benchmark_redraw, make_mlp)
+from course_utils.demos.playground import (
+    ACTIVATIONS,
+    TOY_DATASETS,
+    Playground,  # noqa: E402
+    benchmark_redraw,
+    make_mlp,
+)
 
 NB = "lectures/L00_learning_recipe.ipynb"
 
@@ -76,8 +82,7 @@ def test_gradient_descent_by_hand_matches_torch_sgd(rec):
     assert rec["gd_vs_torch_sgd_max_gap"] < 1e-6
     assert rec["linear_digits_accuracy_gd"] > 0.85
     risk = rec["final_training_risk"]
-    assert risk["gradient descent"] > risk["Adam"]      # the prose: GD gets less far in the same steps
-
+    assert risk["gradient descent"] > risk["Adam"]  # the prose: GD gets less far in the same steps
 
 
 # ----------------------------------------------------------------------------- section 3: linear classifier
@@ -113,8 +118,7 @@ def test_softmax_and_cross_entropy(rec):
     assert rec["ce_image1_log10"] == pytest.approx(math.log10(1 / probs[0]), rel=1e-6)
     assert rec["ce_image1_log10"] == pytest.approx(0.89, abs=0.005)
     assert rec["ce_image1_ln"] / rec["ce_image1_log10"] == pytest.approx(math.log(10), rel=1e-6)
-    assert rec["ce_all_ln"] == pytest.approx(F.cross_entropy(SCORES.T, LABELS, reduction="none").tolist(),
-                                             rel=1e-6)
+    assert rec["ce_all_ln"] == pytest.approx(F.cross_entropy(SCORES.T, LABELS, reduction="none").tolist(), rel=1e-6)
 
 
 def test_regularisation(rec):
@@ -164,10 +168,10 @@ def test_trained_error_shrinks_with_width(rec):
 def test_depth_versus_width_sawtooth(rec):
     for row in rec["sawtooth"]:
         k = row["k"]
-        assert row["pieces_deep"] == row["pieces_shallow"] == 2 ** k
+        assert row["pieces_deep"] == row["pieces_shallow"] == 2**k
         assert row["deep_params"] == 6 * k + 1
-        assert row["shallow_units"] == 2 ** k
-        assert row["shallow_params"] == 3 * 2 ** k + 1
+        assert row["shallow_units"] == 2**k
+        assert row["shallow_params"] == 3 * 2**k + 1
 
 
 # ----------------------------------------------------------------------------- section 8: playground
@@ -177,7 +181,7 @@ def test_notebook_playground_snapshot(rec):
 
 def test_playground_trains_xor():
     pg = Playground("xor", depth=1, width=8, activation="tanh", lr=0.03, noise=0.05)
-    assert pg.accuracy() < 0.8                       # untrained
+    assert pg.accuracy() < 0.8  # untrained
     pg.train(300)
     assert pg.accuracy() > 0.95
     assert len(pg.losses) == 300 and pg.losses[-1] < pg.losses[0]
@@ -206,11 +210,11 @@ def test_playground_every_option_draws():
 def test_fast_redraw_matches_a_full_draw():
     """The cached-background redraw must paint the same pixels as drawing the whole figure."""
     pg = Playground("spirals", depth=2, width=16, activation="relu")
-    pg.draw()                                        # first draw: builds the background
+    pg.draw()  # first draw: builds the background
     pg.train(120)
-    pg.draw()                                        # fast path
+    pg.draw()  # fast path
     fast = np.asarray(pg.fig.canvas.buffer_rgba()).astype(int).copy()
-    pg.fig.canvas.draw()                             # everything from scratch
+    pg.fig.canvas.draw()  # everything from scratch
     full = np.asarray(pg.fig.canvas.buffer_rgba()).astype(int)
     differing = (np.abs(fast - full).max(axis=-1) > 8).mean()
     assert differing < 1e-3, f"{differing:.2%} of the pixels differ"
@@ -254,12 +258,12 @@ def test_playground_survives_an_exploding_loss():
     pg = Playground("xor", depth=8, width=64, activation="elu", lr=10.0, resolution=20)
     pg.train(60)
     assert pg.to_png().startswith(b"\x89PNG")
-    pg.losses += [3e25, 1e300]                # astronomically large but finite
+    pg.losses += [3e25, 1e300]  # astronomically large but finite
     assert pg.to_png().startswith(b"\x89PNG")
-    pg.losses.append(float("nan"))            # diverged
+    pg.losses.append(float("nan"))  # diverged
     assert pg.diverged
     assert pg.to_png().startswith(b"\x89PNG")
     assert "lower the learning rate" in pg._title.get_text()
     steps = len(pg.losses)
-    pg.train(10)                              # nothing to learn from nan weights: no further steps
+    pg.train(10)  # nothing to learn from nan weights: no further steps
     assert len(pg.losses) == steps

@@ -4,6 +4,7 @@ The notebook computes everything with hand-written NumPy; these tests recompute 
 quantities with PyTorch autograd (in a vectorised form, not the notebook's scalar code) or with
 closed-form formulas, and compare them with what the notebook recorded.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,17 @@ NB = "lectures/L01_backprop_by_hand.ipynb"
 # The worked 2-2-1 network, stated in the notebook's first cell of section 3.
 X_IN = [0.6, -0.4]
 TARGET = 1.0
-PARAMS = {"w1_11": 0.3, "w1_12": -0.2, "b1_1": 0.1, "w1_21": 0.5, "w1_22": 0.4, "b1_2": -0.3,
-          "w2_11": 0.8, "w2_12": -0.6, "b2_1": 0.2}
+PARAMS = {
+    "w1_11": 0.3,
+    "w1_12": -0.2,
+    "b1_1": 0.1,
+    "w1_21": 0.5,
+    "w1_22": 0.4,
+    "b1_2": -0.3,
+    "w2_11": 0.8,
+    "w2_12": -0.6,
+    "b2_1": 0.2,
+}
 NAMES = list(PARAMS)
 
 # Section 4: the MLP used for the cost comparison.
@@ -33,8 +43,7 @@ def rec(notebook_records):
 # ----------------------------------------------------------------------------- section 1
 def test_chain_jacobian_matches_torch(rec):
     x = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
-    W1 = torch.tensor([[0.1, -0.3, 0.2], [0.4, 0.0, -0.1], [-0.2, 0.5, 0.3], [0.3, 0.2, -0.4]],
-                      dtype=torch.float64)
+    W1 = torch.tensor([[0.1, -0.3, 0.2], [0.4, 0.0, -0.1], [-0.2, 0.5, 0.3], [0.3, 0.2, -0.4]], dtype=torch.float64)
     b1 = torch.tensor([0.0, 0.1, -0.1, 0.2], dtype=torch.float64)
     W2 = torch.tensor([[0.5, -0.2, 0.1, 0.3], [-0.4, 0.6, 0.2, -0.1]], dtype=torch.float64)
     b2 = torch.tensor([0.05, -0.05], dtype=torch.float64)
@@ -54,8 +63,11 @@ def test_chain_jacobian_matches_torch(rec):
 # ----------------------------------------------------------------------------- section 3
 def torch_221(output: str) -> dict:
     """The 2-2-1 network written with matrices; autograd gives the gradient and the deltas."""
-    W1 = torch.tensor([[PARAMS["w1_11"], PARAMS["w1_12"]], [PARAMS["w1_21"], PARAMS["w1_22"]]],
-                      dtype=torch.float64, requires_grad=True)
+    W1 = torch.tensor(
+        [[PARAMS["w1_11"], PARAMS["w1_12"]], [PARAMS["w1_21"], PARAMS["w1_22"]]],
+        dtype=torch.float64,
+        requires_grad=True,
+    )
     b1 = torch.tensor([PARAMS["b1_1"], PARAMS["b1_2"]], dtype=torch.float64, requires_grad=True)
     W2 = torch.tensor([PARAMS["w2_11"], PARAMS["w2_12"]], dtype=torch.float64, requires_grad=True)
     b2 = torch.tensor(PARAMS["b2_1"], dtype=torch.float64, requires_grad=True)
@@ -68,9 +80,17 @@ def torch_221(output: str) -> dict:
     y = torch.sigmoid(a3) if output == "sigmoid" else a3
     E = 0.5 * (y - TARGET) ** 2
     E.backward()
-    grad = {"w1_11": W1.grad[0, 0], "w1_12": W1.grad[0, 1], "b1_1": b1.grad[0],
-            "w1_21": W1.grad[1, 0], "w1_22": W1.grad[1, 1], "b1_2": b1.grad[1],
-            "w2_11": W2.grad[0], "w2_12": W2.grad[1], "b2_1": b2.grad}
+    grad = {
+        "w1_11": W1.grad[0, 0],
+        "w1_12": W1.grad[0, 1],
+        "b1_1": b1.grad[0],
+        "w1_21": W1.grad[1, 0],
+        "w1_22": W1.grad[1, 1],
+        "b1_2": b1.grad[1],
+        "w2_11": W2.grad[0],
+        "w2_12": W2.grad[1],
+        "b2_1": b2.grad,
+    }
     forward = {"a1": a_hidden[0], "a2": a_hidden[1], "z1": z[0], "z2": z[1], "a3": a3, "y": y, "E": E}
     deltas = {"d1": a_hidden.grad[0], "d2": a_hidden.grad[1], "d3": a3.grad}
     as_float = lambda d: {k: float(v.detach()) for k, v in d.items()}  # noqa: E731
@@ -125,7 +145,7 @@ def _mlp_counts(n: int) -> tuple[int, int, int, int]:
     """(W, forward MACs, backprop MACs, finite-difference MACs) of the D_IN -> n -> n -> 1 MLP."""
     W = n * D_IN + n + n * n + n + n + 1
     fwd = BATCH * (D_IN * n + n * n + n)
-    backward = BATCH * (n + n * n) + BATCH * (n + n * n + n * D_IN)   # send deltas back + weight grads
+    backward = BATCH * (n + n * n) + BATCH * (n + n * n + n * D_IN)  # send deltas back + weight grads
     return W, fwd, fwd + backward, 2 * W * fwd
 
 
@@ -160,19 +180,24 @@ def test_cost_timing_slopes(rec):
     t = rec["cost_timing"]
     assert t["W"] == rec["cost_counts"]["W"]
     logW = np.log10(t["W"])
-    for key, name in [("backprop_ms", "cost_slope_backprop"), ("fd_est_ms", "cost_slope_finite_diff"),
-                      ("forward_ms", "cost_slope_forward")]:
+    for key, name in [
+        ("backprop_ms", "cost_slope_backprop"),
+        ("fd_est_ms", "cost_slope_finite_diff"),
+        ("forward_ms", "cost_slope_forward"),
+    ]:
         assert rec[name] == pytest.approx(np.polyfit(logW, np.log10(t[key]), 1)[0], rel=1e-9)
     assert rec["cost_slope_finite_diff"] > 1.5
     assert rec["cost_slope_backprop"] < 1.3
     assert rec["cost_slope_finite_diff"] - rec["cost_slope_backprop"] > 0.4
     assert 0.3 < rec["cost_slope_forward"] < 1.3
     # the prose: finite differences are one power of W steeper than one forward pass (they are 2W forward passes)
-    assert rec["cost_slope_fd_minus_forward"] == pytest.approx(rec["cost_slope_finite_diff"] - rec["cost_slope_forward"])
-    assert 0.7 < rec["cost_slope_fd_minus_forward"] < 1.3     # timings: noisy on a busy machine
+    assert rec["cost_slope_fd_minus_forward"] == pytest.approx(
+        rec["cost_slope_finite_diff"] - rec["cost_slope_forward"]
+    )
+    assert 0.7 < rec["cost_slope_fd_minus_forward"] < 1.3  # timings: noisy on a busy machine
     ratio = np.median(np.array(t["backprop_ms"]) / np.array(t["forward_ms"]))
     assert rec["cost_backprop_over_forward_median"] == pytest.approx(ratio)
-    assert 1.0 < ratio < 10.0                 # "a small constant times one forward pass"
+    assert 1.0 < ratio < 10.0  # "a small constant times one forward pass"
     # finite differences are slower than backprop at every size, by a factor that grows with W
     gaps = [fd / bp for fd, bp in zip(t["fd_est_ms"], t["backprop_ms"])]
     assert all(g > 100 for g in gaps) and gaps[-1] > 100 * gaps[0]
@@ -199,8 +224,9 @@ def test_graph_values_and_derivatives_closed_form(rec):
     assert rec["graph_adjoints"] == pytest.approx(adj, rel=1e-14)
     # forward mode: tangents with respect to x and to y end at the same derivatives
     tx, ty = rec["graph_forward_tangents_x"], rec["graph_forward_tangents_y"]
-    assert tx == pytest.approx({"x": 1, "y": 0, "u": 1 / x, "v": y / x, "w": y / x / (2 * w), "f": y / x * dfdv},
-                               rel=1e-14, abs=0)
+    assert tx == pytest.approx(
+        {"x": 1, "y": 0, "u": 1 / x, "v": y / x, "w": y / x / (2 * w), "f": y / x * dfdv}, rel=1e-14, abs=0
+    )
     assert ty == pytest.approx({"x": 0, "y": 1, "u": 0, "v": u, "w": u / (2 * w), "f": u * dfdv}, rel=1e-14, abs=0)
 
 
@@ -225,10 +251,10 @@ def test_matrix_chain_costs(rec):
         assert entry["forward"] == forward
         assert entry["reverse"] == reverse
         assert entry["optimal"] <= min(forward, reverse)
-        if d[-1] == 1:                      # scalar output: reverse mode is the optimal order
+        if d[-1] == 1:  # scalar output: reverse mode is the optimal order
             assert entry["optimal"] == reverse
             assert forward > 100 * reverse
-        if d[0] == 1:                       # scalar input: forward mode is the optimal order
+        if d[0] == 1:  # scalar input: forward mode is the optimal order
             assert entry["optimal"] == forward
             assert reverse > 100 * forward
 
@@ -261,8 +287,8 @@ def test_gradcheck_step_size_sweep(rec):
     h = np.array(rec["gradcheck_h_values"])
     e = np.array(rec["gradcheck_h_errors"])
     assert len(h) == len(e) >= 10
-    assert e[np.isclose(h, 1e-5)][0] < 1e-6                 # the default step is in the sweet spot
-    assert e[0] > 100 * e.min() and e[-1] > 100 * e.min()   # truncation and round-off both hurt
+    assert e[np.isclose(h, 1e-5)][0] < 1e-6  # the default step is in the sweet spot
+    assert e[0] > 100 * e.min() and e[-1] > 100 * e.min()  # truncation and round-off both hurt
     assert rec["gradcheck_best_h"] == pytest.approx(h[np.argmin(e)])
     assert 1e-7 <= rec["gradcheck_best_h"] <= 1e-3
 

@@ -1,4 +1,5 @@
 """Lecture L2 (convolution arithmetic): the numbers the notebook teaches, and the helpers behind its widget."""
+
 from __future__ import annotations
 
 import itertools
@@ -12,9 +13,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from course_utils.demos.conv_arithmetic import (ConvArithmetic, benchmark_redraw, conv_output_size,
-                                                 conv_transpose_output_size, effective_kernel_size,
-                                                 fit_explanation, frame_strip)
+from course_utils.demos.conv_arithmetic import (
+    ConvArithmetic,
+    benchmark_redraw,
+    conv_output_size,
+    conv_transpose_output_size,
+    effective_kernel_size,
+    fit_explanation,
+    frame_strip,
+)
 
 NB = "lectures/L02_convolution_arithmetic.ipynb"
 
@@ -43,8 +50,12 @@ def test_weight_sharing_toeplitz(r):
 
 def test_output_size_cases(r):
     assert r["output_sizes"] == {
-        "N=7,F=3,P=0,S=1": 5, "N=7,F=3,P=0,S=2": 3, "N=7,F=3,P=0,S=3": "does not fit",
-        "N=7,F=3,P=1,S=3": 3, "N=7,F=5,P=0,S=1": 3, "N=7,F=5,P=2,S=1": 7,
+        "N=7,F=3,P=0,S=1": 5,
+        "N=7,F=3,P=0,S=2": 3,
+        "N=7,F=3,P=0,S=3": "does not fit",
+        "N=7,F=3,P=1,S=3": 3,
+        "N=7,F=5,P=0,S=1": 3,
+        "N=7,F=5,P=2,S=1": 7,
     }
     assert r["ratio_N7_F3_S3"] == pytest.approx(2.33)
     assert "2.33 is not an integer" in r["explanation_N7_F3_S3"]
@@ -84,14 +95,19 @@ def test_receptive_field(r):
     assert r["rf_three_3x3"] == [3, 5, 7]
     assert r["rf_three_3x3_measured"] == [7, 7]
     assert r["rf_more"] == {"3x3, 2x2 avg-pool s2, 3x3": 8, "3x3 dilations 1, 2, 4": 15, "5 stacked 3x3": 11}
-    assert r["weights_three_3x3_C64"] == 3 * 9 * 64 ** 2
-    assert r["weights_one_7x7_C64"] == 49 * 64 ** 2
+    assert r["weights_three_3x3_C64"] == 3 * 9 * 64**2
+    assert r["weights_one_7x7_C64"] == 49 * 64**2
     assert r["weight_ratio_stack_vs_7x7"] == pytest.approx(27 / 49)
 
 
 def test_classic_filters(r):
-    assert r["filter_sums"] == {"identity": 1.0, "edge detection": 0.0, "sharpen": 1.0, "box blur": 1.0,
-                                "Gaussian blur": 1.0}
+    assert r["filter_sums"] == {
+        "identity": 1.0,
+        "edge detection": 0.0,
+        "sharpen": 1.0,
+        "box blur": 1.0,
+        "Gaussian blur": 1.0,
+    }
     mean = r["photo_mean_brightness"]
     for name in ("identity", "sharpen", "box blur", "Gaussian blur"):
         assert r["filter_mean_brightness"][name] == pytest.approx(mean, abs=2e-3)
@@ -118,7 +134,7 @@ def test_alexnet(r):
     assert shapes["CONV5"] == [13, 13, 256]
     assert shapes["POOL3"] == [6, 6, 256]
     assert shapes["FC8"] == [1, 1, 1000]
-    assert r["alexnet_conv1_weights"] == 34848          # "about 35K"
+    assert r["alexnet_conv1_weights"] == 34848  # "about 35K"
     assert r["alexnet_conv1_params"] == 34944
     assert r["alexnet_paper_conv_params"] == 3747200
     assert r["alexnet_paper_fc_params"] == 58631144
@@ -131,7 +147,7 @@ def test_alexnet(r):
 
 def test_vgg(r):
     assert r["vgg16_params"] == 138357544
-    assert r["vgg16_activations"] == 15237608       # the slides' "24M" does not follow from their rows
+    assert r["vgg16_activations"] == 15237608  # the slides' "24M" does not follow from their rows
     assert r["vgg16_forward_mb"] == pytest.approx(60.95, abs=0.01)
     assert r["vgg16_fc6_params"] == 102764544
     assert r["vgg16_activations_per_layer"]["C1_1"] == 224 * 224 * 64
@@ -143,34 +159,58 @@ def test_inception(r):
     assert r["inception_naive_depth"] == 672
     assert r["inception_naive_macs"] == 854196224
     assert r["inception_bottleneck_depth"] == 480
-    assert r["inception_bottleneck_macs"] == 271351808    # the slides say ~358M, see the notebook
+    assert r["inception_bottleneck_macs"] == 271351808  # the slides say ~358M, see the notebook
     assert r["inception_slide_reading_macs"] == 358055936
 
 
 # --------------------------------------------------------------------------- conv_output_size
-@pytest.mark.parametrize("args, kwargs, expected", [
-    ((7, 3), dict(s=1), 5), ((7, 3), dict(s=2), 3), ((7, 3), dict(p=1, s=3), 3),
-    ((7, 5), {}, 3), ((7, 5), dict(p=2), 7), ((227, 11), dict(s=4), 55), ((55, 3), dict(s=2), 27),
-    ((7, 3), dict(d=2), 3), ((32, 3), dict(s=2, ceil_mode=True), 16), ((32, 3), dict(s=2, strict=False), 15),
-    ((1, 1), {}, 1),
-])
+@pytest.mark.parametrize(
+    "args, kwargs, expected",
+    [
+        ((7, 3), dict(s=1), 5),
+        ((7, 3), dict(s=2), 3),
+        ((7, 3), dict(p=1, s=3), 3),
+        ((7, 5), {}, 3),
+        ((7, 5), dict(p=2), 7),
+        ((227, 11), dict(s=4), 55),
+        ((55, 3), dict(s=2), 27),
+        ((7, 3), dict(d=2), 3),
+        ((32, 3), dict(s=2, ceil_mode=True), 16),
+        ((32, 3), dict(s=2, strict=False), 15),
+        ((1, 1), {}, 1),
+    ],
+)
 def test_conv_output_size_values(args, kwargs, expected):
     assert conv_output_size(*args, **kwargs) == expected
 
 
 def test_conv_output_size_explains_misfit():
-    with pytest.raises(ValueError, match=r"\(7 \+ 2\*0 - 3\) / 3 \+ 1 = 2\.33 is not an integer.*padding 1; stride 1 or 2; an input of size 9\."):
+    with pytest.raises(
+        ValueError,
+        match=r"\(7 \+ 2\*0 - 3\) / 3 \+ 1 = 2\.33 is not an integer.*padding 1; stride 1 or 2; an input of size 9\.",
+    ):
         conv_output_size(7, 3, p=0, s=3)
     with pytest.raises(ValueError, match="larger than the padded input"):
         conv_output_size(3, 5)
     with pytest.raises(ValueError, match="dilation 3"):
-        conv_output_size(5, 3, d=3)                 # spans 7 cells
+        conv_output_size(5, 3, d=3)  # spans 7 cells
     assert fit_explanation(7, 3, 0, 2) is None
     assert "2.33" in fit_explanation(7, 3, 0, 3)
 
 
-@pytest.mark.parametrize("bad", [dict(n=0, f=1), dict(n=5, f=0), dict(n=5, f=3, p=-1), dict(n=5, f=3, s=0),
-                                 dict(n=5, f=3, d=0), dict(n=5.0, f=3), dict(n=5, f="3"), dict(n=True, f=1)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(n=0, f=1),
+        dict(n=5, f=0),
+        dict(n=5, f=3, p=-1),
+        dict(n=5, f=3, s=0),
+        dict(n=5, f=3, d=0),
+        dict(n=5.0, f=3),
+        dict(n=5, f="3"),
+        dict(n=True, f=1),
+    ],
+)
 def test_conv_output_size_rejects_bad_input(bad):
     with pytest.raises(ValueError, match="must be"):
         conv_output_size(**bad)
@@ -216,8 +256,9 @@ def test_conv_transpose_output_size_matches_torch():
             with pytest.raises(ValueError, match="crops away"):
                 conv_transpose_output_size(n, f, p, s, d, op)
             continue
-        out = F.conv_transpose1d(torch.zeros(1, 1, n), torch.zeros(1, 1, f), stride=s, padding=p, dilation=d,
-                                 output_padding=op)
+        out = F.conv_transpose1d(
+            torch.zeros(1, 1, n), torch.zeros(1, 1, f), stride=s, padding=p, dilation=d, output_padding=op
+        )
         assert conv_transpose_output_size(n, f, p, s, d, op) == out.shape[-1], (n, f, p, s, d, op)
 
 
@@ -236,16 +277,16 @@ def test_widget_state_and_drawing():
     demo.set(position=4)
     rows, cols = demo.window_cells()
     assert list(rows) == [2, 3, 4] and list(cols) == [2, 3, 4]
-    demo.set(position=99)                       # clipped to the last position
+    demo.set(position=99)  # clipped to the last position
     assert demo.params["position"] == 8
     demo.set(d=2, p=0, n=7, s=1)
-    assert demo.out == 3 and list(demo.window_cells()[0]) == [2, 4, 6]   # last position: row 2
+    assert demo.out == 3 and list(demo.window_cells()[0]) == [2, 4, 6]  # last position: row 2
     demo.draw()
-    demo.set(n=7, f=3, p=0, s=3, d=1)           # does not fit: the explanation replaces the output grid
+    demo.set(n=7, f=3, p=0, s=3, d=1)  # does not fit: the explanation replaces the output grid
     assert demo.out is None and "2.33" in demo.explanation and demo.positions == 0
     fig = demo.draw()
     assert any("2.33" in t.get_text() for t in fig.axes[0].texts)
-    head, detail = demo.caption()                # the widget shows this as HTML above a text-free figure
+    head, detail = demo.caption()  # the widget shows this as HTML above a text-free figure
     assert "does not fit" in head and "2.33" in detail
     fig = demo.draw(text=False)
     assert not any("2.33" in t.get_text() for t in fig.axes[0].texts)
@@ -264,7 +305,7 @@ def test_widget_builds():
 def test_frame_strip():
     fig = frame_strip(5, 3, p=1, s=2, frames=None)
     assert len([ax for ax in fig.axes if ax.get_title()]) == 9
-    fig = frame_strip(7, 3, s=3)                # does not fit: one explanatory frame
+    fig = frame_strip(7, 3, s=3)  # does not fit: one explanatory frame
     assert len(fig.axes) == 1
 
 

@@ -5,14 +5,15 @@ recompute the formulas here from the stated sizes (not from the notebook's own "
 where that matters), assert the tolerances a Monte Carlo estimate of that size must meet, and check
 that the recorded tables behave as the lecture says. The widget module is tested directly.
 """
+
 from __future__ import annotations
 
 import math
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 import numpy as np
 import pytest
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from torch import nn
 
 from course_utils.demos import init_explorer as ie
@@ -52,15 +53,15 @@ def test_zero_init_only_output_bias_learns(rec):
 # ----------------------------------------------------------------------------- 2 small Gaussian
 def test_small_gaussian_tanh_collapses(rec):
     stds = rec["small_tanh_std"]
-    assert len(stds) == 11                       # input + 10 layers
+    assert len(stds) == 11  # input + 10 layers
     assert stds[0] == pytest.approx(1.0, abs=0.02)
-    assert stds[10] < 1e-3                       # collapsed by layer 10
+    assert stds[10] < 1e-3  # collapsed by layer 10
     assert all(b < a for a, b in zip(stds[1:], stds[2:]))
 
 
 def test_small_gaussian_factor_per_layer(rec):
     f = rec["small_tanh_factor"]
-    assert f["predicted"] == pytest.approx(math.sqrt(500 * 0.01 ** 2))
+    assert f["predicted"] == pytest.approx(math.sqrt(500 * 0.01**2))
     assert close(f["measured"], f["predicted"], 0.05)
 
 
@@ -74,25 +75,25 @@ def test_slides_table_is_lecun_not_small(rec):
 # ----------------------------------------------------------------------------- 3 variance facts
 def test_variance_of_sum(rec):
     m = rec["mc_var_sum"]
-    assert m["formula"] == pytest.approx(50 * 2.0 ** 2)
+    assert m["formula"] == pytest.approx(50 * 2.0**2)
     assert close(m["measured"], m["formula"], 0.04)
 
 
 def test_variance_of_product(rec):
     m = rec["mc_var_product"]
-    assert m["formula"] == pytest.approx(1.5 ** 2 * 16 / 12)
+    assert m["formula"] == pytest.approx(1.5**2 * 16 / 12)
     assert close(m["measured"], m["formula"], 0.05)
     s = rec["mc_var_product_nonzero_mean"]
-    assert s["full_formula"] == pytest.approx(1.5 ** 2 * 16 / 12 + 16 / 12)
+    assert s["full_formula"] == pytest.approx(1.5**2 * 16 / 12 + 16 / 12)
     assert close(s["measured"], s["full_formula"], 0.05)
-    assert s["measured"] > 1.2 * s["short_formula"]    # the zero-mean formula fails with E[X] = 1
+    assert s["measured"] > 1.2 * s["short_formula"]  # the zero-mean formula fails with E[X] = 1
 
 
 # ----------------------------------------------------------------------------- 4 derivations
 def test_lecun_forward(rec):
     m = rec["lecun_forward"]
     assert close(m["LeCun 1/n_in"]["measured"], 1.0, 0.05)
-    assert close(m["N(0, 0.01^2)"]["measured"], 400 * 0.01 ** 2, 0.08)
+    assert close(m["N(0, 0.01^2)"]["measured"], 400 * 0.01**2, 0.08)
 
 
 def test_backward_rule(rec):
@@ -133,7 +134,7 @@ def test_conv_variances(rec):
     m = rec["conv_check"]
     assert close(m["forward_var_1_over_fan_in"], 1.0, 0.05)
     assert close(m["backward_var_1_over_fan_out_interior"], 1.0, 0.05)
-    assert m["backward_var_1_over_fan_out_all_pixels"] < 0.9   # border pixels get fewer terms
+    assert m["backward_var_1_over_fan_out_all_pixels"] < 0.9  # border pixels get fewer terms
 
 
 # ----------------------------------------------------------------------------- 5 deep networks
@@ -205,10 +206,10 @@ def test_default_vs_he(rec):
     assert m["floor_std"] == pytest.approx(math.sqrt(2 / (5 * n)))
     dz, dg, hz, hg = m["default_z_std"], m["default_grad_std"], m["he_z_std"], m["he_grad_std"]
     assert len(dz) == len(hz) == 20
-    assert close(dz[-1], m["floor_std"], 0.15)           # settles at the bias floor
+    assert close(dz[-1], m["floor_std"], 0.15)  # settles at the bias floor
     assert close(dz[0], math.sqrt(1 / 3 + 1 / (3 * n)), 0.1)
     assert dz[-1] / dz[0] < 0.2
-    assert dg[0] / dg[-1] < 1e-4                          # gradients vanish
+    assert dg[0] / dg[-1] < 1e-4  # gradients vanish
     # the derived decay (sqrt 6 per layer) within a factor 3 after 19 layers
     assert 1 / 3 < dg[0] / m["predicted_default_grad_std"][0] < 3
     assert 0.5 <= hz[-1] / hz[0] <= 2
@@ -231,7 +232,7 @@ def test_bn_scale_invariance(rec):
     g = rec["bn_scale_invariance_max_diff"]
     assert g["10.0"] < 1e-3 and g["1000.0"] < 1e-3
     assert g["0.1"] < 1e-2
-    assert g["0.01"] > 0.05            # epsilon is no longer negligible
+    assert g["0.01"] > 0.05  # epsilon is no longer negligible
     # the prose: the gap at c = 10 and 1000 is not float rounding but BN's epsilon, which accounts for all of it
     pred = rec["bn_scale_gap_predicted_by_eps"]
     for c in ("10.0", "1000.0"):
@@ -256,7 +257,7 @@ def test_bn_training(rec):
     assert t["no BN, std 0.01"]["test_acc"] < 0.2
     assert t["no BN, std 0.05"]["test_acc"] < 0.2
     assert t["no BN, std 0.3"]["status"] == "diverged" or t["no BN, std 0.3"]["test_acc"] < 0.2
-    for run in t.values():   # a diverged run has no accuracy to report (it is not "0 % accurate")
+    for run in t.values():  # a diverged run has no accuracy to report (it is not "0 % accurate")
         assert (run["status"] == "diverged") == (run["test_acc"] is None)
 
 
@@ -324,20 +325,23 @@ def test_layer_histograms_columns():
     hist = ie.layer_histograms(values, -3, 3)
     assert hist.shape == (ie.BINS, 3)
     assert hist[:, 0].max() == pytest.approx(1.0) and hist[:, 1].max() == pytest.approx(1.0)
-    assert hist[:, 2].max() == 0              # all exact zeros are left out
+    assert hist[:, 2].max() == 0  # all exact zeros are left out
 
 
-@pytest.mark.parametrize("call,match", [
-    (lambda: ie.init_std("glorot", 10, 10), "Unknown init scheme"),
-    (lambda: ie.init_std("xavier", 0, 10), "positive integers"),
-    (lambda: ie.layer_widths(0, 64), "depth"),
-    (lambda: ie.layer_widths(5, 4096), "width"),
-    (lambda: ie.layer_widths(5, 64, "pyramid"), "Unknown shape"),
-    (lambda: ie.propagate(activation="gelu"), "Unknown activation"),
-    (lambda: ie.propagate(batch=1), "batch"),
-    (lambda: ie.layer_histograms([torch.ones(3)], 1.0, 1.0), "lo < hi"),
-    (lambda: ie.layer_histograms([], 0.0, 1.0), "non-empty"),
-])
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: ie.init_std("glorot", 10, 10), "Unknown init scheme"),
+        (lambda: ie.init_std("xavier", 0, 10), "positive integers"),
+        (lambda: ie.layer_widths(0, 64), "depth"),
+        (lambda: ie.layer_widths(5, 4096), "width"),
+        (lambda: ie.layer_widths(5, 64, "pyramid"), "Unknown shape"),
+        (lambda: ie.propagate(activation="gelu"), "Unknown activation"),
+        (lambda: ie.propagate(batch=1), "batch"),
+        (lambda: ie.layer_histograms([torch.ones(3)], 1.0, 1.0), "lo < hi"),
+        (lambda: ie.layer_histograms([], 0.0, 1.0), "non-empty"),
+    ],
+)
 def test_bad_inputs_raise_clear_errors(call, match):
     with pytest.raises(ValueError, match=match):
         call()

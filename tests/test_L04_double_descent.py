@@ -1,9 +1,15 @@
 """Numbers taught in lecture L4 (double descent), and the double-descent demo module."""
+
 import numpy as np
 import pytest
 
-from course_utils.demos.double_descent import (RandomFeaturesExplorer, benchmark_redraw, default_widths,
-                                               min_norm_lstsq, relu_features)
+from course_utils.demos.double_descent import (
+    RandomFeaturesExplorer,
+    benchmark_redraw,
+    default_widths,
+    min_norm_lstsq,
+    relu_features,
+)
 
 NB = "lectures/L04_double_descent.ipynb"
 
@@ -45,9 +51,9 @@ def test_degree9_coefficients_explode_and_ridge_tames_them(r):
     # "orders of magnitude larger than the fitted values themselves"
     for N in ("15", "100"):
         assert plain[N] > 1e3 * fitted[N], (plain[N], fitted[N])
-    assert plain["15"] > plain["100"]              # more data, smaller coefficients
+    assert plain["15"] > plain["100"]  # more data, smaller coefficients
     for N in ("15", "100"):
-        assert ridge[N] < 2e3                      # ln lambda = -18 brings them down to hundreds
+        assert ridge[N] < 2e3  # ln lambda = -18 brings them down to hundreds
         assert plain[N] / ridge[N] > 10
     assert r["poly_rms_test_deg9_ridge_N15"] < r["poly_rms_test"]["15"][9]
     assert -30 < r["poly_best_ln_lambda"] < 0
@@ -56,10 +62,10 @@ def test_degree9_coefficients_explode_and_ridge_tames_them(r):
 def test_bias_variance_tradeoff(r):
     bias2, variance = np.array(r["bv_bias2"]), np.array(r["bv_variance"])
     assert bias2.shape == variance.shape == (10,)
-    assert bias2[0] > 50 * bias2[3]                # rigid models are biased
-    assert variance[9] > 5 * variance[0]           # flexible models vary
+    assert bias2[0] > 50 * bias2[3]  # rigid models are biased
+    assert variance[9] > 5 * variance[0]  # flexible models vary
     total = bias2 + variance
-    assert 1 <= int(np.argmin(total)) <= 8         # the minimum is inside: a U
+    assert 1 <= int(np.argmin(total)) <= 8  # the minimum is inside: a U
 
 
 # ----------------------------------------------------------------- section 2: random features
@@ -112,10 +118,10 @@ def test_norm_and_singular_value_explain_the_peak(r):
 
 def test_benign_overfitting(r):
     for key, b in r["rf_benign"].items():
-        assert b["train_mse_widest"] < 1e-20, key          # interpolates the noisy labels
+        assert b["train_mse_widest"] < 1e-20, key  # interpolates the noisy labels
         assert b["test_risk_widest"] < b["best_test_risk_below_threshold"], key
         assert b["test_risk_widest"] < 3 * b["tuned_ridge_widest"], key
-        if float(key) > 0:                                   # "tuned ridge at the same width still does better"
+        if float(key) > 0:  # "tuned ridge at the same width still does better"
             assert b["test_risk_widest"] > b["tuned_ridge_widest"], key
 
 
@@ -123,27 +129,29 @@ def test_random_features_peak_is_variance(r):
     widths, n = np.array(r["rf_widths"]), r["rf_n"]
     bias2, variance = np.array(r["rf_bv_bias2"]), np.array(r["rf_bv_variance"])
     j = int(np.argmax(variance))
-    assert widths[j] == pytest.approx(n, rel=0.25)                 # the variance peaks at p = n
+    assert widths[j] == pytest.approx(n, rel=0.25)  # the variance peaks at p = n
     assert variance[j] >= 0.8 * (max(bias2[j], 0) + variance[j])  # "almost pure variance"
-    assert variance[-1] < variance[j] / 10                         # and falls again past the threshold
+    assert variance[-1] < variance[j] / 10  # and falls again past the threshold
     assert np.all(np.diff(variance[widths >= 2 * n]) < 0.05 * variance[widths >= 2 * n][:-1])
 
 
 def test_sample_wise_double_descent(r):
     p, sizes, risk = r["sw_p"], np.array(r["sw_sizes"]), np.array(r["sw_risk"])
     j = int(np.argmax(risk))
-    assert sizes[j] == pytest.approx(p, rel=0.25)                  # the peak at n = p
+    assert sizes[j] == pytest.approx(p, rel=0.25)  # the peak at n = p
     before = risk[sizes <= p / 2].min()
-    assert risk[j] > 10 * before                                   # more data (up to n = p) hurts
-    assert risk[-1] < before                                       # far past it, more data helps again
+    assert risk[j] > 10 * before  # more data (up to n = p) hurts
+    assert risk[-1] < before  # far past it, more data helps again
 
 
 # ----------------------------------------------------------------- section 3: trained MLP on digits
 @pytest.fixture(scope="module")
 def m(r):
     n, K = r["mlp_n"], r["mlp_classes"]
-    d = {key: np.array(r[f"mlp_{key}"]) for key in ("widths", "params", "train_mse", "test_mse", "test_err",
-                                                      "memorised_wrong", "reused")}
+    d = {
+        key: np.array(r[f"mlp_{key}"])
+        for key in ("widths", "params", "train_mse", "test_mse", "test_err", "memorised_wrong", "reused")
+    }
     d["ratio"] = d["params"] / (n * K)
     d["peak"] = int(np.argmax(d["test_mse"]))
     return d
@@ -166,21 +174,21 @@ def test_mlp_reuse_lowers_training_loss_while_test_loss_rises(m):
     assert np.all(np.diff(m["train_mse"][chain]) < 0), m["train_mse"][chain]
     up_to_peak = chain[chain <= m["peak"]]
     assert len(up_to_peak) >= 3
-    assert np.all(np.diff(m["test_mse"][up_to_peak]) > 0), m["test_mse"][chain]       # rises up to the peak ...
+    assert np.all(np.diff(m["test_mse"][up_to_peak]) > 0), m["test_mse"][chain]  # rises up to the peak ...
     assert np.all(m["test_mse"][chain[chain > m["peak"]]] > 0.95 * m["test_mse"][m["peak"]])  # ... and stays there
 
 
 def test_mlp_test_loss_peaks_just_below_the_threshold(r, m):
     j = m["peak"]
     assert r["mlp_peak_width"] == m["widths"][j]
-    assert m["reused"][j]                                    # "among the last networks that still inherit"
+    assert m["reused"][j]  # "among the last networks that still inherit"
     assert j >= np.flatnonzero(m["reused"])[-1] - 1
     assert 0.7 <= m["ratio"][j] < 1.0, m["ratio"][j]
-    assert m["train_mse"][j] < 1e-2                          # "where the training loss is already small"
+    assert m["train_mse"][j] < 1e-2  # "where the training loss is already small"
     assert r["mlp_first_train_below_1e-2_ratio"] <= m["ratio"][j]
     assert m["test_mse"][j] > 3 * m["test_mse"][0]
     assert m["test_mse"][j] > 3 * m["test_mse"][-1]
-    assert m["test_mse"][-1] == m["test_mse"].min()          # "the widest networks are the best of the sweep"
+    assert m["test_mse"][-1] == m["test_mse"].min()  # "the widest networks are the best of the sweep"
 
 
 def test_mlp_test_error_climbs_then_falls(r, m):
@@ -188,15 +196,15 @@ def test_mlp_test_error_climbs_then_falls(r, m):
     lo, hi = r["mlp_err_min_below_ratio"], r["mlp_err_peak_ratio"]
     j_lo, j_hi = int(np.flatnonzero(ratio == lo)[0]), int(np.flatnonzero(ratio == hi)[0])
     assert j_lo < j_hi and hi < 1
-    assert err[j_hi] > err[j_lo] + 0.05                      # climbs towards the threshold ...
+    assert err[j_hi] > err[j_lo] + 0.05  # climbs towards the threshold ...
     assert err[-1] < err[j_lo]
-    assert err[-1] == err.min()                              # "the lowest test error of all widths"
+    assert err[-1] == err.min()  # "the lowest test error of all widths"
 
 
 def test_mlp_second_descent_among_fresh_interpolating_networks(m):
     past = np.flatnonzero(m["ratio"] > 1)
-    assert m["memorised_wrong"][past].min() > 0.95          # all of them memorise the wrong labels
-    assert np.all(np.diff(m["test_mse"][past]) < 0)         # and still get better with width
+    assert m["memorised_wrong"][past].min() > 0.95  # all of them memorise the wrong labels
+    assert np.all(np.diff(m["test_mse"][past]) < 0)  # and still get better with width
     assert m["train_mse"][-1] < 1e-3
 
 
@@ -205,20 +213,21 @@ def test_mlp_over_training_time_is_classical_overfitting(r, m):
     best = {int(k): v for k, v in r["mlp_time_best_loss"].items()}
     final = {int(k): v for k, v in r["mlp_time_final_loss"].items()}
     widest = int(m["widths"][-1])
-    assert best_step[widest] <= r["mlp_steps"] / 10          # lowest early in training ...
-    assert final[widest] > 1.5 * best[widest]                # ... then it rises (by a wide margin)
-    assert all(best[H] < final[H] for H in best)             # below the final loss for every network
-    assert not any(r["mlp_time_second_descent"].values())    # no epoch-wise second descent here
+    assert best_step[widest] <= r["mlp_steps"] / 10  # lowest early in training ...
+    assert final[widest] > 1.5 * best[widest]  # ... then it rises (by a wide margin)
+    assert all(best[H] < final[H] for H in best)  # below the final loss for every network
+    assert not any(r["mlp_time_second_descent"].values())  # no epoch-wise second descent here
 
 
 def test_l04_figure_count():
     import json
     import os
     from pathlib import Path
+
     path = Path(os.environ["COURSE_RECORD_DIR"]) / "L04_double_descent.figures.json"
     if not path.exists():
         pytest.skip("the notebook did not run under nbval in this session")
-    assert json.loads(path.read_text())["figures"] == 12      # 10 plots, the explorer widget's figure, Try-it 6
+    assert json.loads(path.read_text())["figures"] == 12  # 10 plots, the explorer widget's figure, Try-it 6
 
 
 # ----------------------------------------------------------------- the demo module
@@ -232,7 +241,7 @@ def test_min_norm_lstsq_matches_pinv(shape):
 
 def test_min_norm_lstsq_rank_deficient_and_matrix_targets():
     rng = np.random.default_rng(1)
-    F = rng.standard_normal((20, 3)) @ rng.standard_normal((3, 40))   # rank 3
+    F = rng.standard_normal((20, 3)) @ rng.standard_normal((3, 40))  # rank 3
     Y = rng.standard_normal((20, 4))
     a = min_norm_lstsq(F, Y)
     np.testing.assert_allclose(a, np.linalg.pinv(F) @ Y, rtol=1e-7, atol=1e-9)
@@ -272,7 +281,7 @@ def test_explorer_curves_match_direct_solution():
         expected = np.mean((relu_features(X_test, W[:, :p]) @ a - X_test @ beta) ** 2)
         assert risk[j] == pytest.approx(expected, rel=1e-6)
         assert norm[j] == pytest.approx(np.linalg.norm(a), rel=1e-6)
-    assert risk[1] > risk[0] and risk[1] > risk[2]          # the peak at p = n
+    assert risk[1] > risk[0] and risk[1] > risk[2]  # the peak at p = n
     ridge_risk, _ = ex.curves(noise=0.5, lam=1.0)
     assert ridge_risk[1] < risk[1]
     with pytest.raises(ValueError, match=">= 0"):
@@ -283,7 +292,7 @@ def test_explorer_draw_and_benchmark():
     ex = RandomFeaturesExplorer(n=20, d=5, seeds=1, n_test=100)
     fig = ex.draw(noise=0.3, log10_lam=-2)
     assert len(fig.axes) == 2
-    ex.draw(noise=0.6, log10_lam=0)          # a second redraw reuses the lines
+    ex.draw(noise=0.6, log10_lam=0)  # a second redraw reuses the lines
     assert len(fig.axes[0].get_lines()) == 3  # minimum norm, ridge, threshold marker
     ms = benchmark_redraw()
     assert 0 < ms < 5000
@@ -295,8 +304,11 @@ def test_notebook_solver_agrees_with_the_demo_module():
 
     from conftest import load_scratch_cells
 
-    ns = load_scratch_cells(NB, required=("min_norm_lstsq", "relu_features"),
-                            preload={"np": np, "torch": torch, "record": lambda key, value: value})
+    ns = load_scratch_cells(
+        NB,
+        required=("min_norm_lstsq", "relu_features"),
+        preload={"np": np, "torch": torch, "record": lambda key, value: value},
+    )
     rng = np.random.default_rng(3)
     for shape in [(40, 10), (40, 40), (40, 160)]:
         X, W = rng.standard_normal((shape[0], 6)), rng.standard_normal((6, shape[1]))
@@ -308,11 +320,11 @@ def test_notebook_solver_agrees_with_the_demo_module():
 
 # ----------------------------------------------------------------- Try-it answers
 def test_tryit_answers_random_features(r):
-    assert r["tryit_noise0_peak_ratio"] == pytest.approx(1.0, rel=0.25)     # a peak without label noise
-    assert r["tryit_flatten_log10_lam"] < 2.0                                 # some λ on the slider flattens it
+    assert r["tryit_noise0_peak_ratio"] == pytest.approx(1.0, rel=0.25)  # a peak without label noise
+    assert r["tryit_flatten_log10_lam"] < 2.0  # some λ on the slider flattens it
     widest = r["tryit_widest_risk"]
-    assert widest["noise1_flatten"] < widest["noise1_no_ridge"]               # with noise 1 that λ helps the widest
-    assert widest["noise0_lam_100"] > 1.5 * widest["noise0_no_ridge"]         # without noise λ = 1e2 hurts it
+    assert widest["noise1_flatten"] < widest["noise1_no_ridge"]  # with noise 1 that λ helps the widest
+    assert widest["noise0_lam_100"] > 1.5 * widest["noise0_no_ridge"]  # without noise λ = 1e2 hurts it
     for n in (50, 200):
         assert r[f"tryit_rf_peak_width_n{n}"] == pytest.approx(n, rel=0.25)
     assert r["tryit_sw_peak_n_p50"] == pytest.approx(50, rel=0.25)
@@ -320,5 +332,5 @@ def test_tryit_answers_random_features(r):
 
 def test_tryit_answer_polynomial_interpolation_is_not_benign(r):
     p = r["tryit_poly30_rms"]
-    assert p["train"] < 1e-6                      # it interpolates the 15 points
-    assert p["test"] > 3 * p["test_degree3"]      # and is far worse than degree 3 on new inputs
+    assert p["train"] < 1e-6  # it interpolates the 15 points
+    assert p["test"] > 3 * p["test_degree3"]  # and is far worse than degree 3 on new inputs

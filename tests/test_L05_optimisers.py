@@ -3,6 +3,7 @@
 The from-scratch optimisers are the notebook's own code: the cells tagged ``scratch`` are executed
 here and checked against ``torch.optim`` over many steps, independently of the notebook's own asserts.
 """
+
 from __future__ import annotations
 
 import math
@@ -14,10 +15,10 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from conftest import load_scratch_cells  # noqa: E402
 import torch  # noqa: E402
 from torch.optim import lr_scheduler  # noqa: E402
 
+from conftest import load_scratch_cells  # noqa: E402
 from course_utils.demos import optimiser_landscapes as ol  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +31,11 @@ STEPS = 200
 # ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def scratch() -> dict:
-    return load_scratch_cells(NOTEBOOK, required=("GD", "Momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam", "AdamW"), preload={"torch": torch, "np": np, "math": math})
+    return load_scratch_cells(
+        NOTEBOOK,
+        required=("GD", "Momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam", "AdamW"),
+        preload={"torch": torch, "np": np, "math": math},
+    )
 
 
 def _problem(seed: int):
@@ -45,7 +50,7 @@ def _loss(params, targets):
     total = 0
     for p, t in zip(params, targets):
         scale = torch.linspace(0.3, 2.5, p.numel(), dtype=p.dtype).view(p.shape)
-        total = total + (scale * (p - t) ** 2).sum() + 0.2 * torch.sin(2 * p).sum() + 0.05 * (p ** 4).sum()
+        total = total + (scale * (p - t) ** 2).sum() + 0.2 * torch.sin(2 * p).sum() + 0.05 * (p**4).sum()
     return total
 
 
@@ -84,10 +89,16 @@ CASES = [
     ("AdaGrad", dict(lr=0.3, eps=1e-6), lambda p: torch.optim.Adagrad(p, lr=0.3, eps=1e-6)),
     ("RMSProp", dict(lr=0.01, beta2=0.99, eps=1e-8), lambda p: torch.optim.RMSprop(p, lr=0.01, alpha=0.99, eps=1e-8)),
     ("RMSProp", dict(lr=0.003, beta2=0.9, eps=1e-6), lambda p: torch.optim.RMSprop(p, lr=0.003, alpha=0.9, eps=1e-6)),
-    ("Adam", dict(lr=0.02, beta1=0.9, beta2=0.999, eps=1e-8),
-     lambda p: torch.optim.Adam(p, lr=0.02, betas=(0.9, 0.999), eps=1e-8)),
-    ("Adam", dict(lr=0.05, beta1=0.8, beta2=0.99, eps=1e-6),
-     lambda p: torch.optim.Adam(p, lr=0.05, betas=(0.8, 0.99), eps=1e-6)),
+    (
+        "Adam",
+        dict(lr=0.02, beta1=0.9, beta2=0.999, eps=1e-8),
+        lambda p: torch.optim.Adam(p, lr=0.02, betas=(0.9, 0.999), eps=1e-8),
+    ),
+    (
+        "Adam",
+        dict(lr=0.05, beta1=0.8, beta2=0.99, eps=1e-6),
+        lambda p: torch.optim.Adam(p, lr=0.05, betas=(0.8, 0.99), eps=1e-6),
+    ),
 ]
 
 
@@ -100,8 +111,9 @@ def test_scratch_optimiser_matches_torch_over_many_steps(scratch, name, kwargs, 
 
 @pytest.mark.parametrize("wd", [0.01, 0.1])
 def test_scratch_adamw_matches_torch_adamw(scratch, wd):
-    worst, moved = lockstep(scratch["AdamW"](lr=0.02, weight_decay=wd),
-                            lambda p: torch.optim.AdamW(p, lr=0.02, weight_decay=wd))
+    worst, moved = lockstep(
+        scratch["AdamW"](lr=0.02, weight_decay=wd), lambda p: torch.optim.AdamW(p, lr=0.02, weight_decay=wd)
+    )
     assert moved > 0.1 and worst < 1e-9
 
 
@@ -135,7 +147,9 @@ def test_sgd_weight_decay_equals_l2_step_by_step(scratch):
             assert torch.allclose(a, c.detach(), rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("g,beta1,beta2", [(0.7, 0.9, 0.999), (-3.0, 0.9, 0.999), (1e-3, 0.5, 0.9), (250.0, 0.99, 0.9999)])
+@pytest.mark.parametrize(
+    "g,beta1,beta2", [(0.7, 0.9, 0.999), (-3.0, 0.9, 0.999), (1e-3, 0.5, 0.9), (250.0, 0.99, 0.9999)]
+)
 def test_bias_correction_gives_the_gradient_exactly(scratch, g, beta1, beta2):
     adam = scratch["Adam"](lr=0.01, beta1=beta1, beta2=beta2)
     p = [torch.zeros(3, dtype=torch.float64)]
@@ -144,8 +158,8 @@ def test_bias_correction_gives_the_gradient_exactly(scratch, g, beta1, beta2):
         adam.step(p, [grad])
         s = adam.state[0]
         assert torch.allclose(s["m_hat"], grad, rtol=1e-13, atol=0)
-        assert torch.allclose(s["v_hat"], grad ** 2, rtol=1e-12, atol=0)
-        assert torch.allclose(s["m"], (1 - beta1 ** t) * grad, rtol=1e-12, atol=0)
+        assert torch.allclose(s["v_hat"], grad**2, rtol=1e-12, atol=0)
+        assert torch.allclose(s["m"], (1 - beta1**t) * grad, rtol=1e-12, atol=0)
 
 
 def test_scratch_optimisers_reject_bad_learning_rates(scratch):
@@ -196,8 +210,10 @@ def test_landscape_gradients_match_finite_differences():
         for _ in range(5):
             p = rng.uniform([ls.xlim[0], ls.ylim[0]], [ls.xlim[1], ls.ylim[1]])
             h = 1e-6
-            fd = [(ls.f(p[0] + h, p[1]) - ls.f(p[0] - h, p[1])) / (2 * h),
-                  (ls.f(p[0], p[1] + h) - ls.f(p[0], p[1] - h)) / (2 * h)]
+            fd = [
+                (ls.f(p[0] + h, p[1]) - ls.f(p[0] - h, p[1])) / (2 * h),
+                (ls.f(p[0], p[1] + h) - ls.f(p[0], p[1] - h)) / (2 * h),
+            ]
             assert np.allclose(ls.grad(*p), fd, rtol=1e-5, atol=1e-5), ls.name
         for m in ls.minima:
             assert np.allclose(ls.grad(*m), 0, atol=1e-12)
@@ -232,9 +248,11 @@ def test_gd_stability_limit_is_two_over_largest_eigenvalue():
 
 def test_adaptive_methods_escape_the_saddle_first():
     runs = ol.run_all("saddle point")
+
     def escape(run):
         idx = np.flatnonzero(np.abs(run.points[:, 1]) > 0.5)
-        return idx[0] if len(idx) else 10 ** 9
+        return idx[0] if len(idx) else 10**9
+
     for name in ("AdaGrad", "RMSProp", "Adam"):
         assert escape(runs[name]) < escape(runs["GD"]) / 5, name
 
@@ -314,7 +332,7 @@ def test_explorer_widget_builds():
 
 def test_benchmark_redraw_smoke():
     ms = ol.benchmark_redraw(repeats=8)
-    assert isinstance(ms, float) and 0 < ms < 1000   # target < 50 ms on an idle laptop
+    assert isinstance(ms, float) and 0 < ms < 1000  # target < 50 ms on an idle laptop
 
 
 # ----------------------------------------------------------------------------------------------
@@ -335,7 +353,7 @@ def test_schedules_match_closed_forms():
     e = np.arange(60)
     lr0 = 0.1
     assert np.allclose(_lrs(lambda o: lr_scheduler.StepLR(o, 10, gamma=0.5)), lr0 * 0.5 ** (e // 10))
-    assert np.allclose(_lrs(lambda o: lr_scheduler.ExponentialLR(o, 0.9)), lr0 * 0.9 ** e)
+    assert np.allclose(_lrs(lambda o: lr_scheduler.ExponentialLR(o, 0.9)), lr0 * 0.9**e)
     assert np.allclose(_lrs(lambda o: lr_scheduler.LambdaLR(o, lambda k: 1 / (k + 1))), lr0 / (e + 1))
     cos = _lrs(lambda o: lr_scheduler.CosineAnnealingLR(o, T_max=60, eta_min=0.001))
     assert np.allclose(cos, 0.001 + 0.5 * (lr0 - 0.001) * (1 + np.cos(np.pi * e / 60)))
@@ -380,16 +398,16 @@ def test_records_quadratic_ranking_matches_the_prose(r):
 def test_records_uncorrected_adam_steps_are_too_large(r):
     """The lecture teaches that dropping the bias correction makes Adam's early steps too LARGE (Kingma & Ba, s. 3)."""
     ratio = r["adam_uncorrected_step_ratio"]
-    assert ratio["t=1"] == pytest.approx(0.1 / math.sqrt(0.001), rel=1e-9)       # 3.16
-    assert 6.4 < ratio["peak"] < 6.8 and 10 <= ratio["peak_t"] <= 14           # about 6.6 near t = 12
-    assert ratio["t=100"] == pytest.approx((1 - 0.9 ** 100) / math.sqrt(1 - 0.999 ** 100), rel=1e-9)
-    assert min(ratio["t=1"], ratio["t=100"], ratio["t=300"]) > 1                # too large, never too small
+    assert ratio["t=1"] == pytest.approx(0.1 / math.sqrt(0.001), rel=1e-9)  # 3.16
+    assert 6.4 < ratio["peak"] < 6.8 and 10 <= ratio["peak_t"] <= 14  # about 6.6 near t = 12
+    assert ratio["t=100"] == pytest.approx((1 - 0.9**100) / math.sqrt(1 - 0.999**100), rel=1e-9)
+    assert min(ratio["t=1"], ratio["t=100"], ratio["t=300"]) > 1  # too large, never too small
 
 
 def test_records_minibatch_sgd(r):
     after = r["linreg_loss_after_one_epoch"]
     assert after["batch 10"] < after["batch 100"] < after["batch 1000"]
-    assert r["linreg_best_mse"] == pytest.approx(0.25, abs=0.05)   # the noise variance
+    assert r["linreg_best_mse"] == pytest.approx(0.25, abs=0.05)  # the noise variance
     assert after["batch 10"] < 1.2 * r["linreg_best_mse"]
 
 
@@ -417,11 +435,11 @@ def test_records_schedules(r):
     lr0 = r["schedule_lr0"]
     curves = {k: np.array(v) for k, v in r["schedule_curves"].items()}
     e = np.arange(len(next(iter(curves.values()))))
-    assert np.allclose(curves["exponential (gamma 0.9)"], lr0 * 0.9 ** e)
+    assert np.allclose(curves["exponential (gamma 0.9)"], lr0 * 0.9**e)
     assert np.allclose(curves["step decay (x0.5 every 10)"], lr0 * 0.5 ** (e // 10))
     assert np.allclose(curves["1/epoch (LambdaLR)"], lr0 / (e + 1))
     assert np.allclose(curves["cosine annealing (T_max 50)"], 0.5 * lr0 * (1 + np.cos(np.pi * e / 50)))
-    assert r["exponential_lr_after_10_epochs"] == pytest.approx(lr0 * 0.9 ** 10, rel=1e-12)
+    assert r["exponential_lr_after_10_epochs"] == pytest.approx(lr0 * 0.9**10, rel=1e-12)
     assert r["exponential_lr_after_10_epochs"] == pytest.approx(0.034868, abs=1e-6)
     assert r["step_decay_lr_at_epochs_9_10_25"] == pytest.approx([0.1, 0.05, 0.025])
     assert r["inverse_epoch_lr_at_epoch_4"] == pytest.approx(0.02)
@@ -437,8 +455,8 @@ def test_records_cnn(r):
     names = {"GD", "momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam"}
     assert set(r["cnn_chosen_lr"]) == names
     sizes = r["cnn_first_update_norm_same_lr"]
-    assert max(sizes.values()) / min(sizes.values()) > 50      # same lr, very different steps
-    assert sizes["GD"] == pytest.approx(sizes["momentum"], rel=1e-6)   # v_1 = g
+    assert max(sizes.values()) / min(sizes.values()) > 50  # same lr, very different steps
+    assert sizes["GD"] == pytest.approx(sizes["momentum"], rel=1e-6)  # v_1 = g
     assert sizes["Adam"] > 10 * sizes["GD"]
     for name in names:
         assert r["cnn_final_train_loss"][name] < 0.5 * r["cnn_first_batch_loss"][name], name
@@ -447,8 +465,8 @@ def test_records_cnn(r):
 
 
 def test_records_amsgrad(r):
-    assert r["reddi_final_x"]["Adam"] > 0.9          # Adam walks to the worst point
-    assert r["reddi_final_x"]["AMSGrad"] < -0.5      # AMSGrad heads for the best one
+    assert r["reddi_final_x"]["Adam"] > 0.9  # Adam walks to the worst point
+    assert r["reddi_final_x"]["AMSGrad"] < -0.5  # AMSGrad heads for the best one
 
 
 def test_records_weight_decay(r):
@@ -484,7 +502,6 @@ def test_cnn_race_reports_ties_within_the_noise(r):
 def test_cnn_learning_rate_search_brackets_the_best_rate(r):
     """In full mode the grid is extended until the best rate is not at its edge (fast mode does not search)."""
     if not r["cnn_lr_bracketed"]:
-        assert len(set(r["cnn_chosen_lr"].values())) >= 1      # fast mode: the typical rates, no search
+        assert len(set(r["cnn_chosen_lr"].values())) >= 1  # fast mode: the typical rates, no search
         return
     assert all(r["cnn_lr_bracketed"].values()), r["cnn_lr_bracketed"]
-

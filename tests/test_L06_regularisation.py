@@ -4,6 +4,7 @@ The cells tagged ``scratch`` in the notebook (k-NN regression, the bias-variance
 step, dropout, test-time augmentation) are executed here and checked against PyTorch and scikit-learn,
 independently of the notebook's own asserts. The remaining tests read the numbers the notebook recorded.
 """
+
 from __future__ import annotations
 
 import copy
@@ -16,17 +17,29 @@ matplotlib.use("Agg")
 import nbformat  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from conftest import load_scratch_cells  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
+from conftest import load_scratch_cells  # noqa: E402
 from course_utils import fast_or_full  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "lectures/L06_generalisation_regularisation.ipynb"
-SCRATCH_NAMES = ("NOISE", "true_curve", "sample_points", "knn_regress", "bias_variance", "make_mlp", "EarlyStopping",
-                 "sgd_weight_decay_step", "dropout", "Dropout", "shift_images", "tta_probabilities")
+SCRATCH_NAMES = (
+    "NOISE",
+    "true_curve",
+    "sample_points",
+    "knn_regress",
+    "bias_variance",
+    "make_mlp",
+    "EarlyStopping",
+    "sgd_weight_decay_step",
+    "dropout",
+    "Dropout",
+    "shift_images",
+    "tta_probabilities",
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -34,7 +47,9 @@ SCRATCH_NAMES = ("NOISE", "true_curve", "sample_points", "knn_regress", "bias_va
 # ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def scratch() -> dict:
-    return load_scratch_cells(NOTEBOOK, required=SCRATCH_NAMES, preload={"torch": torch, "np": np, "nn": nn, "F": F, "copy": copy})
+    return load_scratch_cells(
+        NOTEBOOK, required=SCRATCH_NAMES, preload={"torch": torch, "np": np, "nn": nn, "F": F, "copy": copy}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -65,14 +80,14 @@ def test_early_stopping_tracks_the_best_epoch_and_its_weights(scratch, stop):
     answers = []
     for epoch, loss in enumerate([3.0, 2.0, 1.0, 1.5, 1.6, 0.5]):
         with torch.no_grad():
-            model.weight.fill_(float(epoch))       # mark the weights with the epoch index
+            model.weight.fill_(float(epoch))  # mark the weights with the epoch index
         history.val_loss.append(loss)
         answers.append(stopper(epoch, history))
         if epoch == 4:
             assert stopper.best_epoch == 3 and torch.all(stopper.best_state["weight"] == 2.0)
     assert answers == [False, False, False, False, stop, False]
     assert stopper.stop_epoch == 5 and stopper.choice_at_stop == 3
-    assert stopper.best_epoch == 6 and stopper.best_loss == 0.5   # a later improvement is still recorded
+    assert stopper.best_epoch == 6 and stopper.best_loss == 0.5  # a later improvement is still recorded
 
 
 def test_early_stopping_really_stops_fit(scratch):
@@ -84,8 +99,18 @@ def test_early_stopping_really_stops_fit(scratch):
     torch.manual_seed(0)
     model = scratch["make_mlp"](32)
     stopper = scratch["EarlyStopping"](model, patience=1, stop=True)
-    history = fit(model, (X, y), val=(Xv, yv), epochs=30, lr=1e-2, batch_size=16, device="cpu",
-                  callbacks=[stopper], live_plot=False, progress=False)
+    history = fit(
+        model,
+        (X, y),
+        val=(Xv, yv),
+        epochs=30,
+        lr=1e-2,
+        batch_size=16,
+        device="cpu",
+        callbacks=[stopper],
+        live_plot=False,
+        progress=False,
+    )
     assert stopper.stop_epoch is not None, "pure-noise labels should make the validation loss rise"
     assert history.epochs == stopper.stop_epoch < 30
 
@@ -127,13 +152,15 @@ def test_weight_decay_step_is_the_formula(scratch):
     theta = torch.tensor([2.0, -1.0], dtype=torch.float64, requires_grad=True)
     theta.grad = torch.tensor([0.5, 0.25], dtype=torch.float64)
     scratch["sgd_weight_decay_step"]([theta], 0.1, 0.2)
-    expected = (1 - 0.1 * 0.2) * torch.tensor([2.0, -1.0], dtype=torch.float64) - 0.1 * torch.tensor([0.5, 0.25],
-                                                                                                      dtype=torch.float64)
+    expected = (1 - 0.1 * 0.2) * torch.tensor([2.0, -1.0], dtype=torch.float64) - 0.1 * torch.tensor(
+        [0.5, 0.25], dtype=torch.float64
+    )
     assert torch.allclose(theta.detach(), expected, rtol=1e-15)
 
 
-@pytest.mark.parametrize("lr, lam, fragment", [(0.0, 0.1, "learning rate"), (-1.0, 0.1, "learning rate"),
-                                               (0.1, -0.1, "weight_decay")])
+@pytest.mark.parametrize(
+    "lr, lam, fragment", [(0.0, 0.1, "learning rate"), (-1.0, 0.1, "learning rate"), (0.1, -0.1, "weight_decay")]
+)
 def test_weight_decay_step_rejects_bad_arguments(scratch, lr, lam, fragment):
     p = nn.Parameter(torch.ones(2))
     p.grad = torch.ones(2)
@@ -151,10 +178,10 @@ def test_dropout_statistics_match_torch(scratch, p):
     ours = scratch["dropout"](x, p, generator=torch.Generator().manual_seed(2))
     theirs = F.dropout(x, p, training=True)
     for out in (ours, theirs):
-        assert abs((out == 0).float().mean().item() - p) < 0.005           # fraction zeroed ~ p
+        assert abs((out == 0).float().mean().item() - p) < 0.005  # fraction zeroed ~ p
         assert out.mean().item() == pytest.approx(x.mean().item(), rel=0.01)  # mean preserved
         survivors = out[out != 0]
-        assert torch.allclose(survivors, x[out != 0] / (1 - p), rtol=1e-6)    # survivors scaled by 1/(1-p)
+        assert torch.allclose(survivors, x[out != 0] / (1 - p), rtol=1e-6)  # survivors scaled by 1/(1-p)
 
 
 @pytest.mark.parametrize("p", [0.2, 0.5, 0.9])
@@ -192,7 +219,7 @@ def test_dropout_module_follows_train_and_eval(scratch):
     assert set(torch.unique((a / x).round(decimals=4)).tolist()) <= {0.0, 2.0}
     layer.eval(), reference.eval()
     assert torch.equal(layer(x), x) and torch.equal(reference(x), x)
-    assert list(layer.state_dict()) == []       # no parameters, no buffers, like nn.Dropout
+    assert list(layer.state_dict()) == []  # no parameters, no buffers, like nn.Dropout
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, "0.5", True, None])
@@ -226,7 +253,7 @@ def test_knn_regress_extremes_and_bad_inputs(scratch):
     knn = scratch["knn_regress"]
     rng = np.random.default_rng(1)
     x, y = scratch["sample_points"](30, rng)
-    assert np.array_equal(knn(x, y, x, 1), y)                       # k = 1 memorises
+    assert np.array_equal(knn(x, y, x, 1), y)  # k = 1 memorises
     assert np.allclose(knn(x, y, np.linspace(0, 1, 7), 30), y.mean())  # k = n predicts the mean
     for bad_k in (0, 31, 2.5, True):
         with pytest.raises(ValueError, match="k must be"):
@@ -260,8 +287,8 @@ def test_shift_images_moves_content_and_fills_with_zeros(scratch):
     assert torch.equal(shift(img, 0, 0), img)
     moved = shift(img, 1, -2)
     assert moved.shape == img.shape and moved[0, 0, 3, 1] == 1.0 and moved.sum() == 1.0
-    assert torch.equal(shift(shift(img, 1, -2), -1, 2), img)      # nothing fell off the edge here
-    assert shift(img, 0, 3).sum() == 0                           # pushed off the edge: zeros
+    assert torch.equal(shift(shift(img, 1, -2), -1, 2), img)  # nothing fell off the edge here
+    assert shift(img, 0, 3).sum() == 0  # pushed off the edge: zeros
 
 
 def test_tta_with_the_identity_view_is_the_plain_softmax(scratch):
@@ -288,12 +315,12 @@ def test_split_sizes(records):
 
 def test_validation_chooses_k_and_training_error_misleads(records):
     train_mse, val_mse, ks = records["knn_train_mse"], records["knn_val_mse"], records["bv_ks"]
-    assert train_mse[0] == 0.0                                     # k = 1 memorises its training set
+    assert train_mse[0] == 0.0  # k = 1 memorises its training set
     assert train_mse[-1] > train_mse[0]
     k = records["knn_k_chosen_on_validation"]
-    assert ks[0] < k < ks[-1]                                      # the validation curve is U-shaped
+    assert ks[0] < k < ks[-1]  # the validation curve is U-shaped
     assert val_mse[ks.index(k)] == min(val_mse)
-    assert records["knn_test_mse_of_chosen_k"] > records["bv_noise_var"]   # nothing beats the noise
+    assert records["knn_test_mse_of_chosen_k"] > records["bv_noise_var"]  # nothing beats the noise
 
 
 def test_recorded_bias_variance(records):
@@ -306,16 +333,16 @@ def test_early_stopping(records):
     val_loss, train_loss = records["es_val_loss"], records["es_train_loss"]
     epochs, best = records["es_epochs"], records["es_best_epoch"]
     assert len(val_loss) == len(train_loss) == epochs
-    assert best == int(np.argmin(val_loss)) + 1                   # the epoch is the minimum of the val curve
-    assert 1 < best < epochs                                       # ... and lies inside the run
-    assert val_loss[-1] > 1.05 * min(val_loss)                     # the validation loss turned up again
-    assert train_loss[-1] < train_loss[best - 1]                   # while training loss kept falling
+    assert best == int(np.argmin(val_loss)) + 1  # the epoch is the minimum of the val curve
+    assert 1 < best < epochs  # ... and lies inside the run
+    assert val_loss[-1] > 1.05 * min(val_loss)  # the validation loss turned up again
+    assert train_loss[-1] < train_loss[best - 1]  # while training loss kept falling
     patience = records["es_patience_stop"]
     if patience["stop_epoch"] is not None:
         assert patience["stop_epoch"] - patience["choice"] == patience["patience"]
         assert patience["choice"] <= best
     test_loss, test_acc = records["es_test_loss"], records["es_test_acc"]
-    assert test_loss["best_epoch"] < test_loss["last_epoch"]       # the choice paid off on the test set
+    assert test_loss["best_epoch"] < test_loss["last_epoch"]  # the choice paid off on the test set
     assert test_acc["best_epoch"] > test_acc["last_epoch"]
     assert 0.1 < records["fraction_wrong_training_labels"] < 0.3
     assert records["mlp_parameters"] > 100 * records["split_sizes"]["train"]  # over-parameterised
@@ -358,16 +385,18 @@ def test_flips_are_wrong_for_digits(records):
     # the prose: the flip-trained network is clearly worse, many standard errors, on ordinary digits
     gaps = records["augmentation_gaps_vs_none"]
     assert gaps["random flips"]["gap"] < -3 * gaps["random flips"]["se"]
-    for g in gaps.values():   # the printed verdict is the 2-SE rule applied to the printed numbers
+    for g in gaps.values():  # the printed verdict is the 2-SE rule applied to the printed numbers
         assert g["within_noise"] == (abs(g["gap"]) < 2 * g["se"]) and g["se"] > 0
-    assert gaps["random shifts"]["gap"] == pytest.approx(aug["random shifts"]["test_acc"] - aug["none"]["test_acc"], abs=1e-6)
+    assert gaps["random shifts"]["gap"] == pytest.approx(
+        aug["random shifts"]["test_acc"] - aug["none"]["test_acc"], abs=1e-6
+    )
 
 
 def test_spurious_feature_causes_a_test_drop(records):
     s = records["spurious"]
     assert s["stamped_model_test_acc"] < s["clean_model_test_acc"] - 0.05
     assert s["stamped_model_test_acc"] < s["stamped_model_val_acc"] - 0.15
-    assert s["stamped_model_follows_mark"] > 0.15                 # chance would be 0.1
+    assert s["stamped_model_follows_mark"] > 0.15  # chance would be 0.1
 
 
 def test_test_time_augmentation(records):
@@ -394,7 +423,7 @@ def test_weight_scaling_is_exact_only_for_linear_models(records):
 
 def test_mc_dropout(records):
     mc = records["mc_dropout"]
-    assert mc["single_sample_acc"] < mc["eval_acc"]                # one sub-network is worse than the full net
+    assert mc["single_sample_acc"] < mc["eval_acc"]  # one sub-network is worse than the full net
     assert mc["mc_acc"] == pytest.approx(mc["eval_acc"], abs=0.05)  # averaging recovers (about) the full net
 
 

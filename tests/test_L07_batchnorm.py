@@ -6,6 +6,7 @@ against finite differences, over many shapes and settings, independently of the 
 The last group of tests reads the values the notebook recorded (``notebook_records``) and asserts the
 qualitative claims its prose makes, with margins chosen from runs over several seeds.
 """
+
 from __future__ import annotations
 
 import copy
@@ -18,16 +19,23 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from conftest import load_scratch_cells  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
+from conftest import load_scratch_cells  # noqa: E402
 from course_utils import numerical_gradient_array, relative_error  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "lectures/L07_batch_normalisation.ipynb"
-NAMES = ("batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt", "spatial_batchnorm_forward",
-         "spatial_batchnorm_backward", "fold_bn_into_conv", "fold_all_bn")
+NAMES = (
+    "batchnorm_forward",
+    "batchnorm_backward",
+    "batchnorm_backward_alt",
+    "spatial_batchnorm_forward",
+    "spatial_batchnorm_backward",
+    "fold_bn_into_conv",
+    "fold_all_bn",
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -35,7 +43,9 @@ NAMES = ("batchnorm_forward", "batchnorm_backward", "batchnorm_backward_alt", "s
 # ----------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def bn() -> dict:
-    return load_scratch_cells(NOTEBOOK, required=NAMES, preload={"np": np, "torch": torch, "nn": nn, "copy": copy, "math": math})
+    return load_scratch_cells(
+        NOTEBOOK, required=NAMES, preload={"np": np, "torch": torch, "nn": nn, "copy": copy, "math": math}
+    )
 
 
 def _torch_bn(cls, gamma, beta, eps, momentum):
@@ -67,7 +77,7 @@ def test_forward_and_running_stats_match_batchnorm1d(bn, shape, momentum, eps):
     assert param["num_batches_tracked"] == layer.num_batches_tracked.item() == 6
     param["mode"] = "eval"
     layer.eval()
-    x = rng.normal(1, 3, (max(n - 1, 1), d))            # evaluation works for any batch size, even 1
+    x = rng.normal(1, 3, (max(n - 1, 1), d))  # evaluation works for any batch size, even 1
     ours, _ = bn["batchnorm_forward"](x, gamma, beta, param)
     np.testing.assert_allclose(ours, layer(torch.from_numpy(x)).detach().numpy(), rtol=1e-10, atol=1e-10)
 
@@ -77,7 +87,7 @@ def test_running_var_is_unbiased_and_momentum_weights_the_new_batch(bn):
     param = {"mode": "train", "momentum": 0.25}
     bn["batchnorm_forward"](x, np.ones(1), np.zeros(1), param)
     assert param["running_mean"][0] == pytest.approx(0.75 * 0 + 0.25 * 3.5)
-    assert param["running_var"][0] == pytest.approx(0.75 * 1 + 0.25 * 7.0)     # unbiased variance 21/3 = 7
+    assert param["running_var"][0] == pytest.approx(0.75 * 1 + 0.25 * 7.0)  # unbiased variance 21/3 = 7
 
 
 def test_train_output_is_standardised_and_eval_uses_running_stats(bn):
@@ -89,7 +99,7 @@ def test_train_output_is_standardised_and_eval_uses_running_stats(bn):
     param = {"mode": "eval", "running_mean": np.full(6, 2.0), "running_var": np.full(6, 4.0), "eps": 0.0}
     out, _ = bn["batchnorm_forward"](x, np.full(6, 3.0), np.full(6, -1.0), param)
     np.testing.assert_allclose(out, 3 * (x - 2) / 2 - 1)
-    assert "num_batches_tracked" not in param                 # eval mode leaves the statistics alone
+    assert "num_batches_tracked" not in param  # eval mode leaves the statistics alone
 
 
 # ----------------------------------------------------------------------------------------------
@@ -127,8 +137,9 @@ def test_backward_matches_finite_differences(bn, version):
     gamma, beta, dout = rng.normal(1, 0.5, 3), rng.normal(0, 1, 3), rng.normal(size=(5, 3))
 
     def f(x_=None, g_=None, b_=None):
-        return bn["batchnorm_forward"](x if x_ is None else x_, gamma if g_ is None else g_,
-                                       beta if b_ is None else b_, {"mode": "train"})[0]
+        return bn["batchnorm_forward"](
+            x if x_ is None else x_, gamma if g_ is None else g_, beta if b_ is None else b_, {"mode": "train"}
+        )[0]
 
     _, cache = bn["batchnorm_forward"](x, gamma, beta, {"mode": "train"})
     dx, dgamma, dbeta = bn[version](dout, cache)
@@ -142,7 +153,7 @@ def test_closed_form_gradient_sums_to_zero_and_is_orthogonal_to_x_hat(bn):
     x, dout = rng.normal(size=(30, 4)), rng.normal(size=(30, 4))
     _, cache = bn["batchnorm_forward"](x, np.ones(4), np.zeros(4), {"mode": "train"})
     dx = bn["batchnorm_backward_alt"](dout, cache)[0]
-    np.testing.assert_allclose(dx.sum(axis=0), 0, atol=1e-12)           # shift invariance: exact
+    np.testing.assert_allclose(dx.sum(axis=0), 0, atol=1e-12)  # shift invariance: exact
     # scale invariance holds exactly only without eps (with eps it is off by about eps / var)
     _, cache0 = bn["batchnorm_forward"](x, np.ones(4), np.zeros(4), {"mode": "train", "eps": 0.0})
     dx0 = bn["batchnorm_backward_alt"](dout, cache0)[0]
@@ -216,40 +227,56 @@ def _trained_bn(channels, seed, affine=True, make_input=None):
     layer = nn.BatchNorm2d(channels, affine=affine, dtype=torch.float64)
     with torch.no_grad():
         if affine:
-            layer.weight.uniform_(-2, 2)                  # negative gammas too
+            layer.weight.uniform_(-2, 2)  # negative gammas too
             layer.bias.normal_()
         for _ in range(15):
             layer.train()(make_input())
     return layer.eval()
 
 
-@pytest.mark.parametrize("stride,padding,dilation,groups,bias,affine", [
-    (1, 0, 1, 1, True, True), (2, 1, 1, 1, False, True), (1, 2, 2, 1, True, False),
-    (2, 1, 1, 2, False, True), (1, 1, 1, 4, True, True)])
+@pytest.mark.parametrize(
+    "stride,padding,dilation,groups,bias,affine",
+    [
+        (1, 0, 1, 1, True, True),
+        (2, 1, 1, 1, False, True),
+        (1, 2, 2, 1, True, False),
+        (2, 1, 1, 2, False, True),
+        (1, 1, 1, 4, True, True),
+    ],
+)
 def test_fold_bn_into_conv_matches_conv_then_bn_in_eval_mode(bn, stride, padding, dilation, groups, bias, affine):
     torch.manual_seed(stride * 7 + groups)
-    conv = nn.Conv2d(4, 8, 3, stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias,
-                     dtype=torch.float64)
-    layer = _trained_bn(8, seed=3, affine=affine,
-                        make_input=lambda: conv(torch.randn(6, 4, 11, 11, dtype=torch.float64) * 3 + 1))
+    conv = nn.Conv2d(
+        4, 8, 3, stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias, dtype=torch.float64
+    )
+    layer = _trained_bn(
+        8, seed=3, affine=affine, make_input=lambda: conv(torch.randn(6, 4, 11, 11, dtype=torch.float64) * 3 + 1)
+    )
     folded = bn["fold_bn_into_conv"](conv, layer)
     assert isinstance(folded, nn.Conv2d) and folded.bias is not None
     x = torch.randn(3, 4, 11, 11, dtype=torch.float64)
     with torch.no_grad():
         torch.testing.assert_close(folded(x), layer(conv(x)), rtol=1e-11, atol=1e-11)
     assert conv.weight.shape == folded.weight.shape
-    reference = torch.nn.utils.fusion.fuse_conv_bn_eval(conv.eval(), layer)      # PyTorch's own folding
+    reference = torch.nn.utils.fusion.fuse_conv_bn_eval(conv.eval(), layer)  # PyTorch's own folding
     torch.testing.assert_close(folded.weight, reference.weight, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(folded.bias, reference.bias, rtol=1e-12, atol=1e-12)
 
 
 def test_fold_all_bn_on_a_trained_network(bn):
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(2, 6, 3, padding=1, bias=False), nn.BatchNorm2d(6), nn.ReLU(),
-                          nn.Conv2d(6, 4, 3, stride=2), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(),
-                          nn.Linear(4 * 4 * 4, 3)).double()
+    model = nn.Sequential(
+        nn.Conv2d(2, 6, 3, padding=1, bias=False),
+        nn.BatchNorm2d(6),
+        nn.ReLU(),
+        nn.Conv2d(6, 4, 3, stride=2),
+        nn.BatchNorm2d(4),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(4 * 4 * 4, 3),
+    ).double()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    for _ in range(20):                                   # a few real training steps move every statistic
+    for _ in range(20):  # a few real training steps move every statistic
         x, y = torch.randn(16, 2, 10, 10, dtype=torch.float64) * 2 + 0.5, torch.randint(0, 3, (16,))
         loss = nn.functional.cross_entropy(model(x), y)
         opt.zero_grad()
@@ -315,16 +342,23 @@ def test_recorded_checks_against_torch(records):
 def test_recorded_demo_and_running_var_convention(records):
     np.testing.assert_allclose(records["demo_x_hat_mean"], 0, atol=1e-12)
     np.testing.assert_allclose(records["demo_y_mean"], [1.0, -1.0], atol=1e-12)
-    assert records["one_batch_running_var"] == pytest.approx(1.6)       # 0.9 * 1 + 0.1 * (21 / 3)
+    assert records["one_batch_running_var"] == pytest.approx(1.6)  # 0.9 * 1 + 0.1 * (21 / 3)
     assert records["one_batch_candidates"]["unbiased (divide by N-1)"] == pytest.approx(1.6)
     assert records["one_batch_candidates"]["biased (divide by N)"] == pytest.approx(0.9 + 0.1 * 21 / 4)
 
 
 def test_recorded_shapes_1d_vs_2d(records):
-    assert records["bn2d_shapes"] == {"input x": [4, 3, 5, 6], "running_mean / weight / bias": [3],
-                                      "values per statistic": 4 * 5 * 6, "mean over dims (0, 2, 3)": [3]}
-    assert records["reduce_dims"] == {"BatchNorm1d on (N, D)": [0], "BatchNorm1d on (N, C, L)": [0, 2],
-                                      "BatchNorm2d on (N, C, H, W)": [0, 2, 3]}
+    assert records["bn2d_shapes"] == {
+        "input x": [4, 3, 5, 6],
+        "running_mean / weight / bias": [3],
+        "values per statistic": 4 * 5 * 6,
+        "mean over dims (0, 2, 3)": [3],
+    }
+    assert records["reduce_dims"] == {
+        "BatchNorm1d on (N, D)": [0],
+        "BatchNorm1d on (N, C, L)": [0, 2],
+        "BatchNorm2d on (N, C, H, W)": [0, 2, 3],
+    }
     assert records["bn_params_per_channel"] == 2 * 16
     assert records["bn_params_per_position"] == 2 * 16 * 14 * 14
 
@@ -369,7 +403,7 @@ def test_train_vs_eval_claims(records):
     assert eval_acc - acc["train mode, batches of 50 sorted by label"] > 0.03
     assert min(records["running_var_relative_change"]) > 0.005
     assert records["eval_acc_before_train_mode_passes"] == pytest.approx(eval_acc)
-    assert abs(records["eval_acc_after_train_mode_passes"] - eval_acc) < 0.05    # "changes little here"
+    assert abs(records["eval_acc_after_train_mode_passes"] - eval_acc) < 0.05  # "changes little here"
 
 
 def test_folding_and_bias_claims(records):
@@ -378,12 +412,12 @@ def test_folding_and_bias_claims(records):
     assert records["fold_trained_logit_max_diff"] < 1e-3
     assert records["fold_same_predictions"] == 1.0
     counts = records["fold_param_counts"]
-    assert counts["with BN"] - counts["folded"] == 8 + 16 + 32        # 2 per channel become 1 per channel
+    assert counts["with BN"] - counts["folded"] == 8 + 16 + 32  # 2 per channel become 1 per channel
     assert records["fold_layer_counts"] == {"with BN": 14, "folded": 11}
     assert records["bias_output_max_diff"] < 1e-12
     assert records["bias_grad_max_abs"] < 1e-12
     after_1, after_10, after_100 = records["bias_eval_diff_after_1_10_100"]
-    assert after_1 > after_10 > after_100 and after_100 < 1e-2 * after_1   # decays like 0.9 ** k
+    assert after_1 > after_10 > after_100 and after_100 < 1e-2 * after_1  # decays like 0.9 ** k
     assert records["bias_params_saved_in_cnn"] == 8 + 16 + 32
 
 

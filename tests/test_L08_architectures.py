@@ -10,14 +10,13 @@ reads the values the notebook recorded (``notebook_records``) and asserts what i
 Large torchvision models are built on the meta device (shapes only), which gives exactly the same parameter
 and multiply-add counts as a real build (checked once on ResNet-18) in a fraction of the time.
 """
+
 from __future__ import annotations
 
 import math
 from pathlib import Path
 
 import pytest
-
-from conftest import load_scratch_cells
 import torch
 import torchvision
 from torch import nn
@@ -25,17 +24,31 @@ from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.densenet import _DenseLayer
 from torchvision.models.resnet import Bottleneck
 
+from conftest import load_scratch_cells
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = "lectures/L08_cnn_architectures.ipynb"
-NAMES = ("conv_output_size", "conv_cost", "count_params", "count_macs", "Residual", "wrn_cost",
-         "bottleneck_branch", "DenseLayer", "dense_layer_params", "SqueezeExcite", "se_params", "StochasticDepth")
+NAMES = (
+    "conv_output_size",
+    "conv_cost",
+    "count_params",
+    "count_macs",
+    "Residual",
+    "wrn_cost",
+    "bottleneck_branch",
+    "DenseLayer",
+    "dense_layer_params",
+    "SqueezeExcite",
+    "se_params",
+    "StochasticDepth",
+)
 
 # Parameter counts of torchvision's reference models (also listed in torchvision's model documentation).
 TORCHVISION_PARAMS = {
     "alexnet": 61_100_840,
     "vgg16": 138_357_544,
     "vgg19": 143_667_240,
-    "googlenet": 6_624_904,          # aux_logits=False, as torchvision builds it for evaluation
+    "googlenet": 6_624_904,  # aux_logits=False, as torchvision builds it for evaluation
     "resnet18": 11_689_512,
     "resnet50": 25_557_032,
     "resnet152": 60_192_808,
@@ -76,7 +89,7 @@ def test_googlenet_auxiliary_heads_are_extra_parameters(l8):
 @pytest.mark.parametrize("name", sorted(TORCHVISION_PARAMS))
 def test_count_macs_matches_torchvision_documentation(l8, name):
     macs = l8["count_macs"](build(name), (1, 3, 224, 224))
-    documented = torchvision.models.get_model_weights(name).DEFAULT.meta["_ops"]   # GMACs, 3 decimals
+    documented = torchvision.models.get_model_weights(name).DEFAULT.meta["_ops"]  # GMACs, 3 decimals
     assert macs / 1e9 == pytest.approx(documented, abs=6e-4)
 
 
@@ -99,10 +112,18 @@ def test_meta_build_counts_like_a_real_build(l8):
 # ----------------------------------------------------------------------------------------------
 # The hand formulas and the hook-based counter on single layers
 # ----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("c_in,c_out,k,stride,padding,groups,size", [
-    (3, 64, 11, 4, 2, 1, 224), (3, 96, 7, 2, 1, 1, 224), (64, 64, 3, 1, 1, 1, 56), (128, 128, 3, 1, 1, 32, 28),
-    (256, 512, 1, 2, 0, 1, 14), (16, 48, 5, 1, 2, 4, 13), (6, 6, 3, 1, 1, 6, 9),
-])
+@pytest.mark.parametrize(
+    "c_in,c_out,k,stride,padding,groups,size",
+    [
+        (3, 64, 11, 4, 2, 1, 224),
+        (3, 96, 7, 2, 1, 1, 224),
+        (64, 64, 3, 1, 1, 1, 56),
+        (128, 128, 3, 1, 1, 32, 28),
+        (256, 512, 1, 2, 0, 1, 14),
+        (16, 48, 5, 1, 2, 4, 13),
+        (6, 6, 3, 1, 1, 6, 9),
+    ],
+)
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv_counts_match_hand_formula(l8, c_in, c_out, k, stride, padding, groups, size, bias):
     conv = nn.Conv2d(c_in, c_out, k, stride=stride, padding=padding, groups=groups, bias=bias)
@@ -111,7 +132,7 @@ def test_conv_counts_match_hand_formula(l8, c_in, c_out, k, stride, padding, gro
     params, macs = l8["conv_cost"](c_in, c_out, k, side, groups=groups, bias=bias)
     assert params == l8["count_params"](conv) == sum(p.numel() for p in conv.parameters())
     assert macs == l8["count_macs"](conv, (1, c_in, size, size))
-    assert l8["count_macs"](conv, (3, c_in, size, size)) == 3 * macs           # MACs are per batch
+    assert l8["count_macs"](conv, (3, c_in, size, size)) == 3 * macs  # MACs are per batch
     assert macs == c_out * side * side * (c_in // groups) * k * k
 
 
@@ -152,7 +173,7 @@ def test_bad_inputs_raise_helpful_errors(l8):
     with pytest.raises(ValueError, match="batch size"):
         l8["count_macs"](conv, "1,3,32,32")
     with pytest.raises(ValueError, match="cannot run"):
-        l8["count_macs"](conv, (1, 1, 32, 32))                   # wrong number of channels
+        l8["count_macs"](conv, (1, 1, 32, 32))  # wrong number of channels
     with pytest.raises(ValueError, match="no nn.Conv2d or nn.Linear"):
         l8["count_macs"](nn.Sequential(nn.ReLU()), (1, 3, 8, 8))
     with pytest.raises(TypeError):
@@ -183,7 +204,7 @@ def test_squeeze_excite_shape_params_and_torchvision(l8, channels, reduction):
     hidden = channels // reduction
     assert l8["count_params"](se) == l8["se_params"](channels, reduction) == 2 * channels * hidden + hidden + channels
     if channels % reduction == 0:
-        assert l8["se_params"](channels, reduction) == 2 * channels ** 2 // reduction + channels // reduction + channels
+        assert l8["se_params"](channels, reduction) == 2 * channels**2 // reduction + channels // reduction + channels
     reference = torchvision.ops.SqueezeExcitation(channels, hidden)
     with torch.no_grad():
         reference.fc1.weight.copy_(se.fc1.weight[:, :, None, None])
@@ -203,10 +224,10 @@ def test_se_resnet50_parameter_count(l8):
         for block in model.modules():
             if isinstance(block, Bottleneck):
                 block.bn3 = nn.Sequential(block.bn3, l8["SqueezeExcite"](block.bn3.num_features, 16))
-    blocks = {256: 3, 512: 4, 1024: 6, 2048: 3}                  # output channels -> bottlenecks per stage
+    blocks = {256: 3, 512: 4, 1024: 6, 2048: 3}  # output channels -> bottlenecks per stage
     expected = TORCHVISION_PARAMS["resnet50"] + sum(n * l8["se_params"](c, 16) for c, n in blocks.items())
     assert l8["count_params"](model) == expected
-    assert expected == pytest.approx(28.1e6, abs=0.05e6)         # the SENet paper's 28.1M
+    assert expected == pytest.approx(28.1e6, abs=0.05e6)  # the SENet paper's 28.1M
 
 
 @pytest.mark.parametrize("c_in,growth,bn_size", [(64, 32, 4), (128, 32, 4), (200, 12, 4), (24, 16, 2)])
@@ -223,7 +244,7 @@ def test_dense_layer_matches_torchvision(l8, c_in, growth, bn_size):
         x = torch.randn(2, c_in, 6, 6)
         out = ours(x)
         assert out.shape == (2, c_in + growth, 6, 6)
-        assert torch.equal(out[:, :c_in], x)                     # concatenation keeps the input untouched
+        assert torch.equal(out[:, :c_in], x)  # concatenation keeps the input untouched
         assert torch.allclose(out[:, c_in:], theirs(x), atol=1e-5)
 
 
@@ -239,8 +260,9 @@ def test_grouped_convolution_parameter_saving(l8, groups):
     assert l8["count_macs"](conv, (1, 128, 8, 8)) == 8 * 8 * 128 * 128 * 9 // groups
 
 
-@pytest.mark.parametrize("inplanes,planes,groups,base_width", [(256, 64, 32, 4), (512, 128, 32, 4), (256, 64, 1, 64),
-                                                               (1024, 256, 32, 8)])
+@pytest.mark.parametrize(
+    "inplanes,planes,groups,base_width", [(256, 64, 32, 4), (512, 128, 32, 4), (256, 64, 1, 64), (1024, 256, 32, 8)]
+)
 def test_bottleneck_branch_matches_torchvision_block(l8, inplanes, planes, groups, base_width):
     torch.manual_seed(planes + groups)
     reference = Bottleneck(inplanes, planes, groups=groups, base_width=base_width).eval()
@@ -363,9 +385,17 @@ def test_recorded_counts_equal_torchvision(records):
     assert records["resnet152_params"] == TORCHVISION_PARAMS["resnet152"]
     assert records["densenet121_params"] == TORCHVISION_PARAMS["densenet121"]
     comparison = records["comparison"]
-    for table_name, tv_name in {"AlexNet": "alexnet", "VGG-16": "vgg16", "VGG-19": "vgg19", "GoogLeNet": "googlenet",
-                                "ResNet-18": "resnet18", "ResNet-50": "resnet50", "ResNet-152": "resnet152",
-                                "ResNeXt-50 32x4d": "resnext50_32x4d", "DenseNet-121": "densenet121"}.items():
+    for table_name, tv_name in {
+        "AlexNet": "alexnet",
+        "VGG-16": "vgg16",
+        "VGG-19": "vgg19",
+        "GoogLeNet": "googlenet",
+        "ResNet-18": "resnet18",
+        "ResNet-50": "resnet50",
+        "ResNet-152": "resnet152",
+        "ResNeXt-50 32x4d": "resnext50_32x4d",
+        "DenseNet-121": "densenet121",
+    }.items():
         assert comparison[table_name]["params"] == TORCHVISION_PARAMS[tv_name], table_name
         documented = torchvision.models.get_model_weights(tv_name).DEFAULT.meta["_ops"]
         assert comparison[table_name]["macs"] / 1e9 == pytest.approx(documented, abs=6e-4), table_name
@@ -376,8 +406,8 @@ def test_recorded_hand_computations(records):
     assert records["alexnet_conv1_params"] == 23_296
     assert records["alexnet_conv1_macs"] == records["alexnet_conv1_macs_hooks"] == 70_276_800
     assert records["resnet18_macs"] == 1_814_073_344
-    assert records["lenet5_params"] == 60_000                       # LeCun et al. 1998
-    assert records["lenet5_connections"] == 340_908                 # LeCun et al. 1998
+    assert records["lenet5_params"] == 60_000  # LeCun et al. 1998
+    assert records["lenet5_connections"] == 340_908  # LeCun et al. 1998
     assert records["lenet5_macs"] == 28 * 28 * 6 * 25 + 10 * 10 * 60 * 25 + 120 * 400 + 84 * 120 + 840
     assert records["alexnet_2012_params"] == 60_965_224
     assert records["alexnet_2012_params"] == pytest.approx(60e6, rel=0.02)
@@ -406,7 +436,7 @@ def test_recorded_architecture_claims(records):
     assert bottleneck["macs"] < basic64["macs"] and bottleneck["params"] < basic64["params"]
     assert costs["basic, 256 channels"]["params"] > 10 * bottleneck["params"]
     r34, r50 = records["resnet34_resnet50_macs"]
-    assert r34 < r50 < 1.2 * r34                                     # "little more compute than ResNet-34"
+    assert r34 < r50 < 1.2 * r34  # "little more compute than ResNet-34"
     assert records["identity_kept_v2"] == 1.0
     assert 0.3 < records["identity_kept_v1"] < 0.7
     assert records["se_resnet50_params"] == pytest.approx(28.1e6, abs=0.05e6)

@@ -8,6 +8,7 @@ test cell, hidden tests included (``python -m tools.mutation A3 --replace FILE``
 must pass. Runtime: about 10-40 s per assignment on one busy core (the notebook's training cells run
 in fast mode).
 """
+
 from __future__ import annotations
 
 import ast
@@ -37,15 +38,21 @@ def test_fixture_covers_the_solution_cells(assignment):
     assert set(replacements) == set(cells), f"{assignment}: alternatives for {sorted(cells)} expected"
     for cell_id, source in replacements.items():
         ast.parse(source)
-        assert ast.unparse(ast.parse(source)) != ast.unparse(ast.parse(cells[cell_id].source)), \
+        assert ast.unparse(ast.parse(source)) != ast.unparse(ast.parse(cells[cell_id].source)), (
             f"{assignment}/{cell_id}: the alternative is the reference solution"
+        )
 
 
 @pytest.mark.parametrize("assignment", mutation.ASSIGNMENTS)
 def test_alternative_solutions_get_full_marks(assignment):
-    proc = subprocess.run([sys.executable, "-m", "tools.mutation", assignment, "--replace",
-                           str(FIXTURES / f"{assignment}.py")], cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tools.mutation", assignment, "--replace", str(FIXTURES / f"{assignment}.py")],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
     assert lines, f"no result from the runner:\n{proc.stderr[-3000:]}"
     results = json.loads(lines[-1])

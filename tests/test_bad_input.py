@@ -4,6 +4,7 @@ One test (or a few) per case: a data folder that cannot be used, a damaged cache
 the model, one-hot labels, an unknown device name, a model without parameters, a diverging run, and
 ``source="real"`` without a network.
 """
+
 from __future__ import annotations
 
 import os
@@ -46,7 +47,9 @@ def test_an_unusable_data_dir_is_named_when_data_is_loaded_not_in_the_first_cell
     cu.setup_notebook("L99_first_cell")  # the first cell of every notebook still runs ...
     assert "WARNING" in capsys.readouterr().out and "COURSE_DATA_DIR" in cu.mode_summary()
     cu.load_dataset("digits", verbose=False)  # ... and so does data that needs no cache
-    with pytest.raises(cu.DataDirError, match="COURSE_DATA_DIR=.*(file, not a folder|not a folder).*Set COURSE_DATA_DIR"):
+    with pytest.raises(
+        cu.DataDirError, match="COURSE_DATA_DIR=.*(file, not a folder|not a folder).*Set COURSE_DATA_DIR"
+    ):
         cu.load_dataset("cifar10", verbose=False)
     assert blocker.read_text() == "x"
 
@@ -56,8 +59,11 @@ def test_a_read_only_data_dir_still_serves_data_and_says_what_to_do(monkeypatch,
     ro.mkdir()
     monkeypatch.setenv("COURSE_DATA_DIR", str(ro))
     real_access = os.access
-    monkeypatch.setattr(config.os, "access", lambda p, mode: False if str(p).startswith(str(ro)) and mode & os.W_OK
-                        else real_access(p, mode))  # root ignores chmod, so the check is told instead
+    monkeypatch.setattr(
+        config.os,
+        "access",
+        lambda p, mode: False if str(p).startswith(str(ro)) and mode & os.W_OK else real_access(p, mode),
+    )  # root ignores chmod, so the check is told instead
 
     def no_writes(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
@@ -85,8 +91,12 @@ def test_a_damaged_cache_file_is_deleted_and_rebuilt():
 def test_damaged_torchvision_files_name_the_folder_to_delete():
     raw = config.data_dir() / "torchvision" / "MNIST" / "raw"
     raw.mkdir(parents=True)
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                 "t10k-labels-idx1-ubyte"):
+    for name in (
+        "train-images-idx3-ubyte",
+        "train-labels-idx1-ubyte",
+        "t10k-images-idx3-ubyte",
+        "t10k-labels-idx1-ubyte",
+    ):
         (raw / name).write_bytes(os.urandom(100))
     with pytest.raises(cu.CorruptCacheError, match=f"Delete {raw.parent}"):
         cu.load_dataset("mnist", verbose=False)
@@ -111,11 +121,15 @@ def test_a_later_loader_batch_with_a_label_too_large_is_explained():
         cu.fit(_linear(5), loader, epochs=1, **QUIET)
 
 
-@pytest.mark.parametrize("make", [
-    lambda y: nn.functional.one_hot(y, 10).float(),
-    lambda y: nn.functional.one_hot(y, 10),
-    lambda y: y.float(),
-], ids=["one-hot float", "one-hot int", "float"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda y: nn.functional.one_hot(y, 10).float(),
+        lambda y: nn.functional.one_hot(y, 10),
+        lambda y: y.float(),
+    ],
+    ids=["one-hot float", "one-hot int", "float"],
+)
 def test_one_hot_or_float_labels_are_refused_with_the_fix(make):
     data = _digits()
     bad = (data.images, make(data.labels))

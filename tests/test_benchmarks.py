@@ -3,6 +3,7 @@
 It checks that both loops (the textbook one and course_utils' fast path) really train, that the
 JSON the benchmark writes has the documented layout, and that bad arguments are refused clearly.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,33 @@ def result(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench") / "speed.json"
     threads = torch.get_num_threads()
     try:  # one thread: on a busy 2-core machine two threads can be ten times slower
-        ts.main(["--device", "cpu", "--quick", "--images", "64", "--batch", "16", "--width", "4", "--threads", "1",
-                 "--lr", "3e-3", "--tta", "on", "--tta-limit", "256", "--tta-max-epochs", "2", "--target", "0.3",
-                 "--json", str(out)])
+        ts.main(
+            [
+                "--device",
+                "cpu",
+                "--quick",
+                "--images",
+                "64",
+                "--batch",
+                "16",
+                "--width",
+                "4",
+                "--threads",
+                "1",
+                "--lr",
+                "3e-3",
+                "--tta",
+                "on",
+                "--tta-limit",
+                "256",
+                "--tta-max-epochs",
+                "2",
+                "--target",
+                "0.3",
+                "--json",
+                str(out),
+            ]
+        )
     finally:
         torch.set_num_threads(threads)
     return json.loads(out.read_text())
@@ -45,7 +70,8 @@ def test_json_has_the_documented_layout(result):
     assert result["schema"] == ts.SCHEMA
     assert result["device"]["type"] == "cpu"
     assert {(r["net"], r["loop"]) for r in result["throughput"]} == {
-        (net, loop) for net in ("lenet5", "resnet18") for loop in ("plain", "fast")}
+        (net, loop) for net in ("lenet5", "resnet18") for loop in ("plain", "fast")
+    }
     for row in result["throughput"]:
         assert len(row["epoch_times_s"]) == 1 + row["timed_epochs"]
         assert row["images_per_epoch"] == 64 and row["batch_size"] == 16
@@ -105,8 +131,13 @@ def test_plain_epoch_reads_the_loss_every_step():
 
     torch.Tensor.item = counting_item
     try:
-        ts.plain_train_epoch(model, loader, torch.optim.SGD(model.parameters(), lr=0.01),
-                             torch.nn.CrossEntropyLoss(), torch.device("cpu"))
+        ts.plain_train_epoch(
+            model,
+            loader,
+            torch.optim.SGD(model.parameters(), lr=0.01),
+            torch.nn.CrossEntropyLoss(),
+            torch.device("cpu"),
+        )
     finally:
         torch.Tensor.item = original
     assert len(calls) == 2 * len(loader)
@@ -116,8 +147,18 @@ def test_augmented_resnet_run_uses_both_augmentations():
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        result = ts.run_benchmark(device="cpu", quick=True, nets=["resnet18"], images=32, batch=16, width=4,
-                                  augment=True, timed_epochs=1, tta="off", log=lambda s: None)
+        result = ts.run_benchmark(
+            device="cpu",
+            quick=True,
+            nets=["resnet18"],
+            images=32,
+            batch=16,
+            width=4,
+            augment=True,
+            timed_epochs=1,
+            tta="off",
+            log=lambda s: None,
+        )
     finally:
         torch.set_num_threads(threads)
     ts.validate_result(result)

@@ -5,6 +5,7 @@ JupyterLab UI, checks no cell produced an error, moves a widget slider and check
 output changed, and saves screenshots under test-artifacts/browser/. Skipped (with the reason) only
 when Debian's Chromium is not installed; `.ci/run` installs it.
 """
+
 from __future__ import annotations
 
 import os
@@ -44,11 +45,26 @@ def jupyterlab(tmp_path_factory):
     env = {**os.environ, "COURSE_FAST": "1", "COURSE_OFFLINE": "1", "JUPYTER_CONFIG_DIR": str(workdir / ".jupyter")}
     log = open(workdir / "lab.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={workdir}",
-         "--LabApp.expose_app_in_browser=True", "--ServerApp.disable_check_xsrf=True",
-         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        stdout=log, stderr=subprocess.STDOUT, env=env)
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--allow-root",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={port}",
+            f"--IdentityProvider.token={TOKEN}",
+            f"--ServerApp.root_dir={workdir}",
+            "--LabApp.expose_app_in_browser=True",
+            "--ServerApp.disable_check_xsrf=True",
+            "--LabApp.news_url=",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 90
     while True:
@@ -96,17 +112,28 @@ def test_lecture_runs_in_jupyterlab_and_widget_reacts(jupyterlab):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(f"{base}/lab/tree/{LECTURE.name}?token={TOKEN}&reset")
-        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
-                               "&& window.jupyterapp.shell.currentWidget.sessionContext "
-                               "&& window.jupyterapp.shell.currentWidget.sessionContext.session "
-                               "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel "
-                               "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
-                               timeout=120_000)
+        page.wait_for_function(
+            "() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
+            "&& window.jupyterapp.shell.currentWidget.sessionContext "
+            "&& window.jupyterapp.shell.currentWidget.sessionContext.session "
+            "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel "
+            "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'",
+            timeout=120_000,
+        )
         news = page.get_by_role("button", name="No")  # the "notify about Jupyter news?" toast
         if news.count():
             news.first.click()
@@ -123,7 +150,9 @@ def test_lecture_runs_in_jupyterlab_and_widget_reacts(jupyterlab):
         page.screenshot(path=str(ARTIFACTS / "L00_after_run_all.png"))
         assert state is not None, "the notebook panel never appeared"
         assert not state["errors"], f"cells raised in the browser: {state['errors']}"
-        assert state["executed"] == state["code"], f"only {state['executed']} of {state['code']} code cells ran: {state}"
+        assert state["executed"] == state["code"], (
+            f"only {state['executed']} of {state['code']} code cells ran: {state}"
+        )
 
         slider = page.locator(".widget-hslider .noUi-handle").first
         slider.wait_for(state="visible", timeout=30_000)
@@ -135,7 +164,9 @@ def test_lecture_runs_in_jupyterlab_and_widget_reacts(jupyterlab):
         page.keyboard.press("ArrowRight")
         page.wait_for_function(
             "([el, src]) => { const img = el.querySelector('img'); return img && img.getAttribute('src') !== src; }",
-            arg=[widget_area.element_handle(), before], timeout=30_000)
+            arg=[widget_area.element_handle(), before],
+            timeout=30_000,
+        )
         after = widget_area.locator("img").first.get_attribute("src")
         assert after != before, "the widget's figure did not change after moving the slider"
         assert widget_area.locator(".widget-readout").first.inner_text() != readout

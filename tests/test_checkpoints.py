@@ -1,4 +1,5 @@
 """course_utils.checkpoints: fit_or_load trains once, then loads; clear errors otherwise."""
+
 from __future__ import annotations
 
 import pytest
@@ -6,8 +7,14 @@ import torch
 from torch import nn
 
 from course_utils import History
-from course_utils.checkpoints import (checkpoint_dir, config_hash, fit_or_load, load_checkpoint, save_checkpoint,
-                                      training_config)
+from course_utils.checkpoints import (
+    checkpoint_dir,
+    config_hash,
+    fit_or_load,
+    load_checkpoint,
+    save_checkpoint,
+    training_config,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -105,8 +112,19 @@ def test_scheduler_and_imagedata_are_fingerprinted():
     model = make_model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=4)
-    hist = fit_or_load(model, "sched", data, epochs=2, optimizer=opt, scheduler=sched, scheduler_step="batch",
-                       batch_size=8, live_plot=False, progress=False, verbose=False)
+    hist = fit_or_load(
+        model,
+        "sched",
+        data,
+        epochs=2,
+        optimizer=opt,
+        scheduler=sched,
+        scheduler_step="batch",
+        batch_size=8,
+        live_plot=False,
+        progress=False,
+        verbose=False,
+    )
     assert hist.epochs == 2
     other = ImageData(images + 1e-3, data.labels, data.classes, "toy", "train", "test", False)
     cfg1 = training_config(make_model(), data, epochs=2)

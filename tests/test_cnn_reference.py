@@ -9,6 +9,7 @@ reference models written directly with torch (nothing is imported from the noteb
 
 A change that breaks a taught count therefore fails here, with the name of the count.
 """
+
 from __future__ import annotations
 
 import json
@@ -88,9 +89,20 @@ def cbr(c_in: int, c_out: int, k: int, bn: bool = True) -> list[nn.Module]:
 
 
 def lenet5() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.AvgPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
-                         nn.AvgPool2d(2), nn.Conv2d(16, 120, 5), nn.ReLU(), nn.Flatten(), nn.Linear(120, 84),
-                         nn.ReLU(), nn.Linear(84, 10))
+    return nn.Sequential(
+        nn.Conv2d(1, 6, 5, padding=2),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(6, 16, 5),
+        nn.ReLU(),
+        nn.AvgPool2d(2),
+        nn.Conv2d(16, 120, 5),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, 10),
+    )
 
 
 def vgg13(bn: bool = False, width: float = 1.0) -> nn.Module:
@@ -103,15 +115,39 @@ def vgg13(bn: bool = False, width: float = 1.0) -> nn.Module:
             layers += cbr(c, w(v), 3, bn)
             c = w(v)
     h = w(512)
-    return nn.Sequential(*layers, nn.Flatten(), nn.Linear(c, h), nn.ReLU(), nn.Dropout(), nn.Linear(h, h), nn.ReLU(),
-                         nn.Dropout(), nn.Linear(h, 10))
+    return nn.Sequential(
+        *layers,
+        nn.Flatten(),
+        nn.Linear(c, h),
+        nn.ReLU(),
+        nn.Dropout(),
+        nn.Linear(h, h),
+        nn.ReLU(),
+        nn.Dropout(),
+        nn.Linear(h, 10),
+    )
 
 
 def alexnet_cifar(bn: bool = False, width: float = 1.0) -> nn.Module:
     c1, c2, c3, c4, c5, h = (max(1, round(c * width)) for c in (64, 192, 384, 256, 256, 1024))
-    return nn.Sequential(*cbr(3, c1, 5, bn), nn.MaxPool2d(2), *cbr(c1, c2, 5, bn), nn.MaxPool2d(2), *cbr(c2, c3, 3, bn),
-                         *cbr(c3, c4, 3, bn), *cbr(c4, c5, 3, bn), nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(),
-                         nn.Linear(c5 * 16, h), nn.ReLU(), nn.Dropout(), nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 10))
+    return nn.Sequential(
+        *cbr(3, c1, 5, bn),
+        nn.MaxPool2d(2),
+        *cbr(c1, c2, 5, bn),
+        nn.MaxPool2d(2),
+        *cbr(c2, c3, 3, bn),
+        *cbr(c3, c4, 3, bn),
+        *cbr(c4, c5, 3, bn),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(),
+        nn.Linear(c5 * 16, h),
+        nn.ReLU(),
+        nn.Dropout(),
+        nn.Linear(h, h),
+        nn.ReLU(),
+        nn.Linear(h, 10),
+    )
 
 
 def nin() -> nn.Module:
@@ -122,9 +158,16 @@ def nin() -> nn.Module:
             c = o
         return layers
 
-    return nn.Sequential(*block(3, (192, 160, 96), 5), nn.MaxPool2d(3, 2, 1), *block(96, (192, 192, 192), 5),
-                         nn.MaxPool2d(3, 2, 1), *block(192, (192, 192), 3), nn.Conv2d(192, 10, 1),
-                         nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return nn.Sequential(
+        *block(3, (192, 160, 96), 5),
+        nn.MaxPool2d(3, 2, 1),
+        *block(96, (192, 192, 192), 5),
+        nn.MaxPool2d(3, 2, 1),
+        *block(192, (192, 192), 3),
+        nn.Conv2d(192, 10, 1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    )
 
 
 class Inception(nn.Module):
@@ -140,9 +183,19 @@ class Inception(nn.Module):
         return torch.cat([self.b1(x), self.b2(x), self.b3(x), self.b4(x)], 1)
 
 
-GOOGLENET = [(64, 96, 128, 16, 32, 32), (128, 128, 192, 32, 96, 64), "M", (192, 96, 208, 16, 48, 64),
-             (160, 112, 224, 24, 64, 64), (128, 128, 256, 24, 64, 64), (112, 144, 288, 32, 64, 64),
-             (256, 160, 320, 32, 128, 128), "M", (256, 160, 320, 32, 128, 128), (384, 192, 384, 48, 128, 128)]
+GOOGLENET = [
+    (64, 96, 128, 16, 32, 32),
+    (128, 128, 192, 32, 96, 64),
+    "M",
+    (192, 96, 208, 16, 48, 64),
+    (160, 112, 224, 24, 64, 64),
+    (128, 128, 256, 24, 64, 64),
+    (112, 144, 288, 32, 64, 64),
+    (256, 160, 320, 32, 128, 128),
+    "M",
+    (256, 160, 320, 32, 128, 128),
+    (384, 192, 384, 48, 128, 128),
+]
 
 
 def googlenet_cifar(bottleneck: bool = True) -> nn.Module:
@@ -311,26 +364,46 @@ def test_nbgrader_metadata(key):
     stated = re.search(r"\*\*Total: (\d+) points\*\*: (\d+) points from autograded test cells and (\d+) points", intro)
     assert stated, "the grading section states the total"
     assert tuple(int(g) for g in stated.groups()) == (auto + manual, auto, manual)
-    headings = re.findall(r"^## Part \d+ · .*?\((\d+) points", "\n".join("".join(c["source"]) for c in nb["cells"]), re.M)
+    headings = re.findall(
+        r"^## Part \d+ · .*?\((\d+) points", "\n".join("".join(c["source"]) for c in nb["cells"]), re.M
+    )
     assert sum(int(h) for h in headings) == auto + manual, "the part headings add up to the total"
 
 
 # --------------------------------------------------------------------------- what the notebooks record
 RECORDED = {
     "A3": {"lenet5_params": "lenet5_params", "lenet5_c5_weights": 48_000},
-    "A4": {"vgg13_params": "vgg13_params", "vgg13_bn_params": "vgg13_bn_params",
-           "alexnet_params": "alexnet_cifar_params", "alexnet_bn_params": "alexnet_cifar_bn_params"},
-    "A5": {"nin_params": "nin_params", "nin_macs": "nin_macs", "example_naive_macs": "inception_example_naive_macs",
-           "example_bottleneck_macs": "inception_example_bottleneck_macs", "example_naive_depth": 672,
-           "example_bottleneck_depth": 480, "googlenet_bottleneck_params": "googlenet_params",
-           "googlenet_no_bottleneck_params": "googlenet_no_bottleneck_params",
-           "googlenet_bottleneck_macs": "googlenet_macs", "googlenet_no_bottleneck_macs": "googlenet_no_bottleneck_macs",
-           "conv1x1_params": 96 * 192 + 96, "nin_gap_head_params": 192 * 10 + 10,
-           "nin_fc_head_params": 192 * 8 * 8 * 10 + 10},
-    "A6": {"resnet18_cifar_params": "resnet18_cifar_params", "resnet18_preact_params": "resnet18_preact_params",
-           "resnet18_torchvision_params": 11_181_642, "resnet18_param_difference": 7_680,
-           "resnet18_cifar_macs": "resnet18_cifar_macs", "resnet18_torchvision_macs_32": 37_016_576,
-           "layer4_map_torchvision_32": [1, 1], "layer4_map_cifar_32": [4, 4]},
+    "A4": {
+        "vgg13_params": "vgg13_params",
+        "vgg13_bn_params": "vgg13_bn_params",
+        "alexnet_params": "alexnet_cifar_params",
+        "alexnet_bn_params": "alexnet_cifar_bn_params",
+    },
+    "A5": {
+        "nin_params": "nin_params",
+        "nin_macs": "nin_macs",
+        "example_naive_macs": "inception_example_naive_macs",
+        "example_bottleneck_macs": "inception_example_bottleneck_macs",
+        "example_naive_depth": 672,
+        "example_bottleneck_depth": 480,
+        "googlenet_bottleneck_params": "googlenet_params",
+        "googlenet_no_bottleneck_params": "googlenet_no_bottleneck_params",
+        "googlenet_bottleneck_macs": "googlenet_macs",
+        "googlenet_no_bottleneck_macs": "googlenet_no_bottleneck_macs",
+        "conv1x1_params": 96 * 192 + 96,
+        "nin_gap_head_params": 192 * 10 + 10,
+        "nin_fc_head_params": 192 * 8 * 8 * 10 + 10,
+    },
+    "A6": {
+        "resnet18_cifar_params": "resnet18_cifar_params",
+        "resnet18_preact_params": "resnet18_preact_params",
+        "resnet18_torchvision_params": 11_181_642,
+        "resnet18_param_difference": 7_680,
+        "resnet18_cifar_macs": "resnet18_cifar_macs",
+        "resnet18_torchvision_macs_32": 37_016_576,
+        "layer4_map_torchvision_32": [1, 1],
+        "layer4_map_cifar_32": [4, 4],
+    },
 }
 
 
@@ -344,7 +417,7 @@ def test_notebook_records(notebook_records, key):
 
 def test_taught_phenomena(notebook_records):
     a3 = notebook_records(NOTEBOOKS["A3"])
-    assert abs(a3["lenet5_initial_loss"] - 2.302585) < 0.1          # ln 10 at initialisation
+    assert abs(a3["lenet5_initial_loss"] - 2.302585) < 0.1  # ln 10 at initialisation
     assert 0.1 < a3["lenet5_test_acc"] <= 1.0
     a4 = notebook_records(NOTEBOOKS["A4"])
     default, kaiming, small = a4["relu_stds_default"], a4["relu_stds_kaiming"], a4["relu_stds_small"]
@@ -358,8 +431,9 @@ def test_taught_phenomena(notebook_records):
     assert a4["conv_grad_norms_small"][0] < 1e-4 * a4["conv_grad_norms_kaiming"][0]
     a5 = notebook_records(NOTEBOOKS["A5"])
     assert a5["googlenet_param_ratio"] > 4 and a5["googlenet_mac_ratio"] > 3
-    assert all(w > b for w, b in zip(a5["googlenet_module_macs"]["no_bottleneck"],
-                                     a5["googlenet_module_macs"]["bottleneck"]))
+    assert all(
+        w > b for w, b in zip(a5["googlenet_module_macs"]["no_bottleneck"], a5["googlenet_module_macs"]["bottleneck"])
+    )
     a6 = notebook_records(NOTEBOOKS["A6"])
     assert a6["resnet18_torchvision_macs_224"] == 1_813_566_464
     assert 0.0 <= a6["resnet18_test_acc"] <= 1.0

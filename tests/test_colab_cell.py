@@ -8,6 +8,7 @@ which, pip's naming notwithstanding, *disables* build isolation so setuptools co
 The test asserts that pip adds course_utils and nothing else: torch and numpy are neither reinstalled nor
 upgraded. Cheaper in-process tests cover the cell's messages (GPU, Google Drive).
 """
+
 from __future__ import annotations
 
 import io
@@ -23,8 +24,8 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from colab_like_env import clean_environ, copy_package_sources, env_site_packages, make_env
+
 from tools import notebooks as nbtool
 
 DRIVER = textwrap.dedent('''
@@ -77,23 +78,38 @@ def test_colab_cell_installs_course_utils_and_leaves_torch_and_numpy_alone(tmp_p
     env = clean_environ(COURSE_PIP_TARGET=f"course-utils @ git+file://{clone}", PIP_NO_BUILD_ISOLATION="0")
     env.pop("COURSE_DATA_DIR", None)  # unset, as on a fresh Colab runtime
     cell = nbtool.setup_source(needs_gpu=True)
-    run = subprocess.run([str(python), "-c", DRIVER, str(site)], input=cell, capture_output=True, text=True,
-                         timeout=240, cwd=work, env=env)
+    run = subprocess.run(
+        [str(python), "-c", DRIVER, str(site)],
+        input=cell,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        cwd=work,
+        env=env,
+    )
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-5000:]}"
     result = json.loads(run.stdout.strip().splitlines()[-1])
     assert result["before"] == result["after"], "torch or numpy was reinstalled or upgraded by the cell"
     assert not Path(result["torch_file"]).resolve().is_relative_to(site.resolve())
-    assert sorted(n.split("-")[0] for n in result["new_entries"]) == ["course_utils", "course_utils"], \
+    assert sorted(n.split("-")[0] for n in result["new_entries"]) == ["course_utils", "course_utils"], (
         f"pip installed more than course_utils: {result['new_entries']}"
+    )
     assert Path(result["course_utils"]).resolve().is_relative_to(site.resolve())
     printed = result["printed"]
-    if not Path(nbtool.DRIVE_DATA_DIR).parent.is_dir():   # no Drive on this machine, so the one-line hint
+    if not Path(nbtool.DRIVE_DATA_DIR).parent.is_dir():  # no Drive on this machine, so the one-line hint
         assert "drive.mount('/content/drive')" in printed
     assert ("No GPU found" in printed) is (not result["cuda"])
 
 
-def _run_cell(monkeypatch, *, needs_gpu: bool, cuda: bool = False, drive: bool = False,
-              data_dir: str | None = None, colab: bool = True) -> tuple[str, list, dict]:
+def _run_cell(
+    monkeypatch,
+    *,
+    needs_gpu: bool,
+    cuda: bool = False,
+    drive: bool = False,
+    data_dir: str | None = None,
+    colab: bool = True,
+) -> tuple[str, list, dict]:
     """Execute the cell in this process with pip replaced by a recorder; returns (printed, pip calls, env)."""
     calls: list = []
     monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: calls.append(cmd))
@@ -161,4 +177,3 @@ def test_the_cell_leaves_the_environment_as_it_found_it(monkeypatch):
         _run_cell(inner, needs_gpu=False, drive=True)
         assert os.environ["COURSE_DATA_DIR"] == nbtool.DRIVE_DATA_DIR
     assert os.environ.get("COURSE_DATA_DIR") == before
-

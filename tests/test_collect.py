@@ -5,6 +5,7 @@ last execution recorded in the notebook, then the browser's '(N)' download numbe
 printed, a tie between different contents collects nothing, and a notebook already in submitted/ is
 never overwritten silently. All in-process on a scratch copy of the course (about 2 s in all).
 """
+
 from __future__ import annotations
 
 import os

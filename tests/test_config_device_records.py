@@ -1,4 +1,5 @@
 """config, device and records: switches, seeding, device choice, the record/load round trip."""
+
 import json
 import random
 

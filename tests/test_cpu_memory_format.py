@@ -8,6 +8,7 @@ with stride 2 fed channels-last activations. Any machine can emulate such a CPU 
 on this AVX-512 machine too. The in-process tests assert the invariant behind the fix: on a CPU every batch
 that ``fit``/``evaluate`` hand to a model is contiguous in the model's own (NCHW) layout.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,8 +26,10 @@ from course_utils.augment import random_crop_flip
 
 AVX2 = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "OMP_NUM_THREADS": "1"}
 # Conv (channels-last output when its input is) -> 1x1 stride-2 conv: backward crashes under AVX2 on a CL batch.
-SENSITIVE_MODEL = ("nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 8, 1, stride=2), nn.ReLU(), "
-                   "nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))")
+SENSITIVE_MODEL = (
+    "nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 8, 1, stride=2), nn.ReLU(), "
+    "nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10))"
+)
 PRELUDE = textwrap.dedent(f"""
     import warnings
     import torch
@@ -41,8 +44,13 @@ PRELUDE = textwrap.dedent(f"""
 
 
 def _run_as_avx2(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", PRELUDE + textwrap.dedent(code)], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, **AVX2})
+    return subprocess.run(
+        [sys.executable, "-c", PRELUDE + textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, **AVX2},
+    )
 
 
 def _explain(result: subprocess.CompletedProcess) -> str:
@@ -84,7 +92,9 @@ def test_random_crop_flip_keeps_the_layout_it_was_given():
     assert random_crop_flip(cl).is_contiguous(memory_format=torch.channels_last)
     assert random_crop_flip(x, memory_format=torch.channels_last).is_contiguous(memory_format=torch.channels_last)
     g = torch.Generator
-    assert torch.equal(random_crop_flip(x, generator=g().manual_seed(1)), random_crop_flip(cl, generator=g().manual_seed(1)))
+    assert torch.equal(
+        random_crop_flip(x, generator=g().manual_seed(1)), random_crop_flip(cl, generator=g().manual_seed(1))
+    )
 
 
 class _Recorder(nn.Module):
@@ -93,8 +103,9 @@ class _Recorder(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         torch.manual_seed(0)
-        self.net = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                                 nn.Linear(4, 10))
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10)
+        )
         self.seen: list[tuple[bool, bool]] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -109,7 +120,9 @@ def _data(n: int = 48) -> tuple[torch.Tensor, torch.Tensor]:
 CASES = {
     "crop_flip": dict(augment="crop_flip"),
     "crop_flip, fast": dict(augment="crop_flip", fast=True),
-    "user augment returning channels-last": dict(augment=lambda b: random_crop_flip(b, memory_format=torch.channels_last)),
+    "user augment returning channels-last": dict(
+        augment=lambda b: random_crop_flip(b, memory_format=torch.channels_last)
+    ),
     "channels_last=True requested": dict(channels_last=True),
     "channels-last data": dict(data_cl=True),
     "channels-last DataLoader": dict(data_cl=True, loader=True),
@@ -131,8 +144,9 @@ def test_every_batch_fit_feeds_a_cpu_model_is_nchw_like_the_model(case):
         model.to(memory_format=torch.channels_last)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cu.fit(model, train, val=(X, y), epochs=1, batch_size=16, device="cpu", live_plot=False, progress=False,
-               **options)
+        cu.fit(
+            model, train, val=(X, y), epochs=1, batch_size=16, device="cpu", live_plot=False, progress=False, **options
+        )
     assert model.seen and all(batch and weight for batch, weight in model.seen), model.seen
     if "channels_last" in options:
         assert any("channels_last=True is ignored on cpu" in str(w.message) for w in caught)

@@ -1,4 +1,5 @@
 """load_dataset: offline sources, stand-in labelling, splits, limits and clear errors; the download probe."""
+
 import contextlib
 
 import pytest
@@ -14,13 +15,16 @@ def offline(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path_factory.getbasetemp() / "course-data"))
 
 
-@pytest.mark.parametrize("name, shape, standin", [
-    ("mnist", (1, 28, 28), False),
-    ("fashion_mnist", (1, 28, 28), True),
-    ("cifar10", (3, 32, 32), True),
-    ("svhn", (3, 32, 32), True),
-    ("digits", (1, 8, 8), False),
-])
+@pytest.mark.parametrize(
+    "name, shape, standin",
+    [
+        ("mnist", (1, 28, 28), False),
+        ("fashion_mnist", (1, 28, 28), True),
+        ("cifar10", (3, 32, 32), True),
+        ("svhn", (3, 32, 32), True),
+        ("digits", (1, 8, 8), False),
+    ],
+)
 def test_offline_sources_have_the_real_shapes_and_say_what_they_are(name, shape, standin, capsys):
     data = cu.load_dataset(name, "test", limit=300)
     printed = capsys.readouterr().out
@@ -75,12 +79,15 @@ def test_real_source_fails_with_instructions_when_offline():
         cu.load_dataset("cifar10", source="real", verbose=False)
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"name": "imagenet"}, "Unknown data set 'imagenet'"),
-    ({"name": "mnist", "split": "validation"}, "train_val_split"),
-    ({"name": "mnist", "source": "web"}, "'auto'"),
-    ({"name": "mnist", "limit": 0}, "positive int"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"name": "imagenet"}, "Unknown data set 'imagenet'"),
+        ({"name": "mnist", "split": "validation"}, "train_val_split"),
+        ({"name": "mnist", "source": "web"}, "'auto'"),
+        ({"name": "mnist", "limit": 0}, "positive int"),
+    ],
+)
 def test_bad_arguments_explain_themselves(kwargs, message):
     with pytest.raises(ValueError, match=message):
         cu.load_dataset(**kwargs, verbose=False)
@@ -109,12 +116,15 @@ class _FakeNetwork:
         return contextlib.nullcontext()
 
 
-@pytest.mark.parametrize("name, expected", [
-    ("fashion_mnist", [("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80)]),
-    ("svhn", [("ufldl.stanford.edu", 80)]),
-    ("cifar10", [("www.cs.toronto.edu", 443)]),
-    ("mnist", [("ossci-datasets.s3.amazonaws.com", 443), ("yann.lecun.com", 80)]),
-])
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("fashion_mnist", [("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80)]),
+        ("svhn", [("ufldl.stanford.edu", 80)]),
+        ("cifar10", [("www.cs.toronto.edu", 443)]),
+        ("mnist", [("ossci-datasets.s3.amazonaws.com", 443), ("yann.lecun.com", 80)]),
+    ],
+)
 def test_probe_dials_each_mirror_on_its_own_scheme_and_port(name, expected, monkeypatch):
     network = _FakeNetwork(open_ports=())  # nothing answers: every mirror is tried once
     monkeypatch.setattr(datasets.socket, "create_connection", network)

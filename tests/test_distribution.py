@@ -6,6 +6,7 @@ tests/, docs/ or the grading tools is there, no model answer or hidden test appe
 Colab badges and install cells point to the student repository, the student Makefile, README and
 pyproject work without the instructor files, and a planted leak is caught and not published.
 """
+
 from __future__ import annotations
 
 import json
@@ -39,15 +40,30 @@ def _files(dest: Path) -> list[str]:
 
 def test_student_tree_holds_the_course_and_nothing_else(dist):
     files = _files(dist)
-    for needed in ("README.md", "pyproject.toml", "course_utils/__init__.py", "lectures/L00_learning_recipe.ipynb",
-                   "assignments/A1_backprop/A1_backprop.ipynb"):
+    for needed in (
+        "README.md",
+        "pyproject.toml",
+        "course_utils/__init__.py",
+        "lectures/L00_learning_recipe.ipynb",
+        "assignments/A1_backprop/A1_backprop.ipynb",
+    ):
         assert needed in files
     assert len([f for f in files if f.startswith("assignments/")]) == len(list((ROOT / "assignments").rglob("*.ipynb")))
     allowed = tuple(rel for rel, _ in distribute.STUDENT_PATHS)
     assert [f for f in files if not any(f == a or f.startswith(a + "/") for a in allowed)] == []
     top = {f.split("/")[0] for f in files}
-    for forbidden in ("solutions", "tests", "docs", "nbgrader_config.py", "gradebook.db", "submitted", "autograded",
-                      "feedback", "benchmarks", "CONTRIBUTING.md"):
+    for forbidden in (
+        "solutions",
+        "tests",
+        "docs",
+        "nbgrader_config.py",
+        "gradebook.db",
+        "submitted",
+        "autograded",
+        "feedback",
+        "benchmarks",
+        "CONTRIBUTING.md",
+    ):
         assert forbidden not in top
     assert sorted(p.name for p in (dist / "tools").iterdir()) == ["__init__.py", "workspace.py"]
 
@@ -83,9 +99,12 @@ def _region_leaks(texts: dict[str, str]) -> list[tuple[str, str, str]]:
                     body = []
         for line in markers.hidden_test_lines(nb):
             key = markers.canonical(line)
-            if re.search(r"(?<![\w.])_[A-Za-z]", line) and len(key) >= 12:   # whole lines; long ones anywhere
-                found += [(path.stem, "hidden line", f) for f, (text, lines) in texts.items()
-                          if key in lines or (len(key) >= distribute.LONG_SECRET and key in text)]
+            if re.search(r"(?<![\w.])_[A-Za-z]", line) and len(key) >= 12:  # whole lines; long ones anywhere
+                found += [
+                    (path.stem, "hidden line", f)
+                    for f, (text, lines) in texts.items()
+                    if key in lines or (len(key) >= distribute.LONG_SECRET and key in text)
+                ]
     assert checked > 50, "control: the instructor notebooks should have many solution and hidden-test regions"
     return found
 
@@ -138,9 +157,25 @@ def test_student_makefile_readme_and_package_work_without_instructor_files(dist)
     pytest_options = tomllib.loads((dist / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
     assert pytest_options["testpaths"] == ["lectures"]
     # what the Colab install cell does with the student repository
-    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--no-build-isolation",
-                          "--no-deps", "--quiet", "--report", "-", str(dist)], capture_output=True, text=True,
-                         timeout=300)
+    pip = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--no-index",
+            "--no-build-isolation",
+            "--no-deps",
+            "--quiet",
+            "--report",
+            "-",
+            str(dist),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert pip.returncode == 0, pip.stderr[-2000:]
     assert [i["metadata"]["name"] for i in json.loads(pip.stdout)["install"]] == ["course-utils"]
 
@@ -153,7 +188,7 @@ def test_a_planted_leak_is_caught_and_not_published(tmp_path):
     source = nbformat.read(ROOT / "solutions" / "A1_backprop" / "A1_backprop.ipynb", as_version=4)
     hidden = next(c.source for c in source.cells if markers.BEGIN_HIDDEN in c.source)
     body = hidden.split(markers.BEGIN_HIDDEN, 1)[1].split("\n", 1)[1].split("###")[0]
-    (course / "course_utils" / "answers.py").write_text(body)          # a hidden test pasted into a helper
+    (course / "course_utils" / "answers.py").write_text(body)  # a hidden test pasted into a helper
     lecture = nbformat.read(course / "lectures" / "L00_learning_recipe.ipynb", as_version=4)
     lecture.cells.append(nbformat.v4.new_code_cell("### BEGIN SOLUTION\nx = 1\n### END SOLUTION"))
     nbformat.write(lecture, course / "lectures" / "L00_learning_recipe.ipynb")
@@ -174,6 +209,6 @@ def test_destination_rules(tmp_path):
     clone = tmp_path / "clone"
     (clone / ".git").mkdir(parents=True)
     (clone / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
-    (clone / "solutions").mkdir()     # left over from an old, leaky publication: removed
+    (clone / "solutions").mkdir()  # left over from an old, leaky publication: removed
     result = distribute.build(clone)
     assert result.problems == [] and (clone / ".git" / "HEAD").exists() and not (clone / "solutions").exists()

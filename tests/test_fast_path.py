@@ -1,4 +1,5 @@
 """The trainer's fast path: batch augmentation on the device, channels-last, same results as the plain loop."""
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -15,7 +16,7 @@ def test_crop_flip_outputs_are_crops_of_the_padded_image():
     assert out.shape == x.shape and out.is_contiguous()  # the input's layout (tests/test_cpu_memory_format.py)
     padded = F.pad(x, (2, 2, 2, 2))
     for i in range(len(x)):
-        candidates = [padded[i, :, dy:dy + 8, dx:dx + 8] for dy in range(5) for dx in range(5)]
+        candidates = [padded[i, :, dy : dy + 8, dx : dx + 8] for dy in range(5) for dx in range(5)]
         candidates += [c.flip(-1) for c in candidates]
         assert any(torch.equal(out[i], c) for c in candidates)
 
@@ -40,9 +41,16 @@ def test_crop_flip_rejects_bad_input():
 
 def _cnn():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(16, 10))
+    return nn.Sequential(
+        nn.Conv2d(1, 8, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(8, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 10),
+    )
 
 
 def test_fast_path_matches_plain_loop_within_noise():

@@ -9,6 +9,7 @@
   tests from an encoded string, holds stray and one-line markers, and goes through ``nbgrader
   autograde`` and ``nbgrader generate_feedback``; its feedback page holds no hidden-test line.
 """
+
 from __future__ import annotations
 
 import html
@@ -39,20 +40,24 @@ def _shown(text: str, secrets: set[str]) -> list[str]:
 # The one marker parser
 # ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("source", [
-    "x = 1\n### BEGIN HIDDEN TESTS ### END HIDDEN TESTS\ny = 2",
-    "x = 1\n### END HIDDEN TESTS\ny = 2",
-    "x = 1\n### BEGIN HIDDEN TESTS\ny = 2",
-    "### BEGIN HIDDEN TESTS\n### BEGIN HIDDEN TESTS\n### END HIDDEN TESTS\n### END HIDDEN TESTS",
-    "### BEGIN SOLUTION\n### BEGIN HIDDEN TESTS\n### END SOLUTION\nz = 3",
-    "print('### BEGIN HIDDEN TESTS', '### END HIDDEN TESTS', '### BEGIN HIDDEN TESTS')",
-])
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "x = 1\n### BEGIN HIDDEN TESTS ### END HIDDEN TESTS\ny = 2",
+        "x = 1\n### END HIDDEN TESTS\ny = 2",
+        "x = 1\n### BEGIN HIDDEN TESTS\ny = 2",
+        "### BEGIN HIDDEN TESTS\n### BEGIN HIDDEN TESTS\n### END HIDDEN TESTS\n### END HIDDEN TESTS",
+        "### BEGIN SOLUTION\n### BEGIN HIDDEN TESTS\n### END SOLUTION\nz = 3",
+        "print('### BEGIN HIDDEN TESTS', '### END HIDDEN TESTS', '### BEGIN HIDDEN TESTS')",
+    ],
+)
 def test_marker_parser_never_raises_and_fails_closed(source):
     lines = markers.classify(source)
     assert [ln.text for ln in lines] == source.split("\n")
     kept, hidden = grading.split_hidden(source)
     assert markers.BEGIN_HIDDEN not in kept and markers.END_HIDDEN not in kept
-    for ln in lines:   # every line with a marker, and every line after an unclosed BEGIN, is hidden
+    for ln in lines:  # every line with a marker, and every line after an unclosed BEGIN, is hidden
         if markers.BEGIN_HIDDEN in ln.text or markers.END_HIDDEN in ln.text:
             assert ln.number in hidden
     if source == "x = 1\n### BEGIN HIDDEN TESTS\ny = 2":
@@ -67,13 +72,18 @@ def test_one_line_region_and_ordinary_region():
 
 
 def test_secret_lines_ignore_short_lines_markers_and_lines_shown_elsewhere():
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_code_cell("shared = compute_something(1)\n### BEGIN HIDDEN TESTS\n"
-                                  "shared = compute_something(1)\nassert _secret_check(x, 42)\nx = 1\n"
-                                  "### END HIDDEN TESTS"),
-        nbformat.v4.new_code_cell("def f():\n    ### BEGIN SOLUTION\n    return model_answer_value(3)\n"
-                                  "    ### END SOLUTION"),
-    ])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_code_cell(
+                "shared = compute_something(1)\n### BEGIN HIDDEN TESTS\n"
+                "shared = compute_something(1)\nassert _secret_check(x, 42)\nx = 1\n"
+                "### END HIDDEN TESTS"
+            ),
+            nbformat.v4.new_code_cell(
+                "def f():\n    ### BEGIN SOLUTION\n    return model_answer_value(3)\n    ### END SOLUTION"
+            ),
+        ]
+    )
     assert markers.hidden_test_lines(nb) == {"assert _secret_check(x, 42)"}
     assert markers.secret_lines(nb) == {"assert _secret_check(x, 42)", "return model_answer_value(3)"}
     # the three copies of the parser are gone: release and tests use tools.markers
@@ -84,21 +94,34 @@ def test_secret_lines_ignore_short_lines_markers_and_lines_shown_elsewhere():
 # The feedback filter on every kind of output
 # ------------------------------------------------------------------------------------------------
 
+
 def _leaky_outputs(sources: list[str], first: str) -> list:
     joined = "\n".join(sources)
     new = nbformat.v4.new_output
     return [
-        new("stream", name="stdout", text=repr(sources) + "\n"),                      # print(In)
-        new("stream", name="stdout", text=joined),                                     # for s in In: print(s)
+        new("stream", name="stdout", text=repr(sources) + "\n"),  # print(In)
+        new("stream", name="stdout", text=joined),  # for s in In: print(s)
         new("stream", name="stderr", text="\n".join(" ".join(line) for line in joined.split("\n"))),  # print(*line)
-        new("stream", name="stdout", text="\n".join(joined.replace("\n", ""))),        # one character per line
-        new("display_data", data={"text/html": f"<pre>{html.escape(joined)}</pre>",
-                                  "text/markdown": f"```\n{joined}\n```", "text/plain": "<HTML>"}),
+        new("stream", name="stdout", text="\n".join(joined.replace("\n", ""))),  # one character per line
+        new(
+            "display_data",
+            data={
+                "text/html": f"<pre>{html.escape(joined)}</pre>",
+                "text/markdown": f"```\n{joined}\n```",
+                "text/plain": "<HTML>",
+            },
+        ),
         new("display_data", data={"application/json": {"history": sources}, "text/plain": "{...}"}),
         new("execute_result", data={"text/plain": repr(repr(sources))}, execution_count=3),
-        new("error", ename="AssertionError", evalue=first,
-            traceback=["\x1b[0;31mAssertionError\x1b[0m", "Cell In[9], line 2\n      1 x = 1\n"
-                       + "".join(f"\x1b[1;32m{ch}\x1b[0m" for ch in first)]),
+        new(
+            "error",
+            ename="AssertionError",
+            evalue=first,
+            traceback=[
+                "\x1b[0;31mAssertionError\x1b[0m",
+                "Cell In[9], line 2\n      1 x = 1\n" + "".join(f"\x1b[1;32m{ch}\x1b[0m" for ch in first),
+            ],
+        ),
     ]
 
 
@@ -117,7 +140,7 @@ def test_feedback_filter_removes_hidden_lines_from_every_output(secrets):
     honest = nbformat.v4.new_code_cell("print('loss', 0.25)")
     honest.outputs = [nbformat.v4.new_output("stream", name="stdout", text="loss 0.25\nVisible tests passed.\n")]
     nb.cells += [student, honest]
-    widget = {"state": {"value": history[5]}}   # a Text widget whose value is a test cell's source
+    widget = {"state": {"value": history[5]}}  # a Text widget whose value is a test cell's source
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {"m": widget}}}
     resources = {"nbgrader": {"assignment": A1, "notebook": A1, "student": "eve"}}
     out, _ = grading.HideHiddenTests().preprocess(nb, resources)
@@ -130,8 +153,14 @@ def test_feedback_filter_removes_hidden_lines_from_every_output(secrets):
     assert _shown(json.dumps([c.source for c in out.cells]), secrets) == []
 
 
-@pytest.mark.parametrize("source", ["x_stray = 1  ### END HIDDEN TESTS", "### BEGIN HIDDEN TESTS\nprint('notes')",
-                                    "y = 2\n# ### BEGIN HIDDEN TESTS ### END HIDDEN TESTS"])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "x_stray = 1  ### END HIDDEN TESTS",
+        "### BEGIN HIDDEN TESTS\nprint('notes')",
+        "y = 2\n# ### BEGIN HIDDEN TESTS ### END HIDDEN TESTS",
+    ],
+)
 def test_student_cell_with_stray_markers(source):
     cell = nbformat.v4.new_code_cell(source)
     cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="### BEGIN HIDDEN TESTS\nnotes\n")]
@@ -144,11 +173,16 @@ def test_student_cell_with_stray_markers(source):
 
 
 def test_feedback_filter_keeps_partial_output_around_a_leak():
-    cell = nbformat.v4.new_code_cell("# Tests: f (1 point)\nassert f(1) == 2\n### BEGIN HIDDEN TESTS\n"
-                                     "assert f(21) == 42, 'f fails on another input'\n### END HIDDEN TESTS")
+    cell = nbformat.v4.new_code_cell(
+        "# Tests: f (1 point)\nassert f(1) == 2\n### BEGIN HIDDEN TESTS\n"
+        "assert f(21) == 42, 'f fails on another input'\n### END HIDDEN TESTS"
+    )
     cell.metadata["nbgrader"] = {"grade": True, "grade_id": "t", "points": 1, "solution": False, "locked": True}
-    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=(
-        "epoch 1\n    assert f(21) == 42, 'f fails on another input'\nepoch 2\n"))]
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "stream", name="stdout", text=("epoch 1\n    assert f(21) == 42, 'f fails on another input'\nepoch 2\n")
+        )
+    ]
     out, _ = grading.HideHiddenTests().preprocess_cell(cell, {}, 0)
     assert out.outputs[0]["text"] == f"epoch 1\n    {grading.REDACTED_LINE}\nepoch 2\n"
 

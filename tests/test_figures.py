@@ -4,6 +4,7 @@ The counts come from the outputs nbval really produced in this session (``confte
 every executed cell); a notebook that did not run in this session is executed here. A lecture that loses a
 figure, or gains one without this table being updated, fails: look at the new figure, then update the number.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from conftest import count_figures, figures_file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,10 +43,11 @@ def figures_shown(stem: str) -> int:
 
     nb = nbformat.read(ROOT / relative, as_version=4)
     env_backend = os.environ.get("MPLBACKEND")
-    os.environ["MPLBACKEND"] = "Agg"          # what a headless run uses; the notebook must still show figures
+    os.environ["MPLBACKEND"] = "Agg"  # what a headless run uses; the notebook must still show figures
     try:
-        NotebookClient(nb, timeout=600, kernel_name="python3",
-                       resources={"metadata": {"path": str((ROOT / relative).parent)}}).execute()
+        NotebookClient(
+            nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str((ROOT / relative).parent)}}
+        ).execute()
     finally:
         if env_backend is None:
             os.environ.pop("MPLBACKEND", None)
@@ -64,7 +67,9 @@ def test_lecture_shows_its_figures(stem):
 
 
 def test_count_figures_counts_images_only():
-    outputs = [{"output_type": "stream", "text": "hi"},
-               {"output_type": "display_data", "data": {"image/png": "...", "text/plain": "<Figure>"}},
-               {"output_type": "execute_result", "data": {"text/plain": "3"}}]
+    outputs = [
+        {"output_type": "stream", "text": "hi"},
+        {"output_type": "display_data", "data": {"image/png": "...", "text/plain": "<Figure>"}},
+        {"output_type": "execute_result", "data": {"text/plain": "3"}},
+    ]
     assert count_figures(outputs) == 1 and count_figures(None) == 0

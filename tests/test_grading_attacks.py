@@ -5,6 +5,7 @@ course: the honest ones must keep their scores, every cheat must earn nothing it
 students' grades must stay untouched, no process of a submission may survive, and the limits must hold.
 Threat model: docs/grading-security.md.
 """
+
 from __future__ import annotations
 
 import json
@@ -34,11 +35,13 @@ from tools import grading, release
 A1 = "A1_backprop"
 STEM = "A1_backprop"
 CELL_TIMEOUT = 20
-MEMORY_LIMIT = 3 * 1024**3        # the 4 GB allocation must fail
-MAX_PROCESSES = 48                # the 60 forks must not all succeed
+MEMORY_LIMIT = 3 * 1024**3  # the 4 GB allocation must fail
+MAX_PROCESSES = 48  # the 60 forks must not all succeed
 
-pytestmark = [pytest.mark.skipif(not (ROOT / "solutions" / A1).is_dir(), reason=f"{A1} is not in solutions/"),
-              pytest.mark.timeout(2400)]   # the first test waits for the whole grading run
+pytestmark = [
+    pytest.mark.skipif(not (ROOT / "solutions" / A1).is_dir(), reason=f"{A1} is not in solutions/"),
+    pytest.mark.timeout(2400),
+]  # the first test waits for the whole grading run
 
 
 def _insert_after(nb, gid: str, source: str):
@@ -58,7 +61,7 @@ def _solved():
 # The attacks. Each is (base notebook, how to change it); `expected` below says what it must score.
 # ------------------------------------------------------------------------------------------------
 
-PROBES = r'''
+PROBES = r"""
 import sys, os
 def attempt(name, fn):
     try:
@@ -114,9 +117,9 @@ attempt("spoof_compile", lambda: compile("x = 1", __import__("traceback").__file
 attempt("marshal", lambda: __import__("marshal").loads(__import__("marshal").dumps(1)))
 attempt("proc_mem", lambda: open("/proc/1/mem", "rb"))
 attempt("write_outside", lambda: open("/etc/cheat.txt", "w"))
-'''
+"""
 
-PATCHES = r'''
+PATCHES = r"""
 import builtins, sys, types
 import numpy, torch, course_utils, course_utils.gradcheck
 numpy.allclose = lambda *a, **k: True
@@ -136,9 +139,9 @@ fake.__dict__.update(numpy.__dict__)
 fake.allclose = lambda *a, **k: True
 np = fake
 sys.modules["numpy"] = fake
-'''
+"""
 
-PATCH_DURING_TEST = r'''
+PATCH_DURING_TEST = r"""
 def affine_forward(x, w, b):
     import numpy
     numpy.max = lambda *a, **k: 0.0               # relative_error (course_utils) now says 0: the visible check passes
@@ -146,15 +149,22 @@ def affine_forward(x, w, b):
     numpy.array_equal = lambda *a, **k: True
     out = x.reshape(x.shape[0], -1) @ w            # no bias: wrong
     return out, (x, w, b)
-'''
+"""
 
 
 def _steal(course: Path) -> str:
-    paths = [f"../../../solutions/{A1}/{STEM}.ipynb", f"{course}/solutions/{A1}/{STEM}.ipynb",
-             f"{ROOT}/solutions/{A1}/{STEM}.ipynb", f"{course}/gradebook.db", f"{ROOT}/.git/config",
-             f"{course}/submitted/solution/{A1}/{STEM}.ipynb", f"{course}/autograded", "/root/.bash_history",
-             f"{course}/nbgrader_config.py"]
-    return f'''
+    paths = [
+        f"../../../solutions/{A1}/{STEM}.ipynb",
+        f"{course}/solutions/{A1}/{STEM}.ipynb",
+        f"{ROOT}/solutions/{A1}/{STEM}.ipynb",
+        f"{course}/gradebook.db",
+        f"{ROOT}/.git/config",
+        f"{course}/submitted/solution/{A1}/{STEM}.ipynb",
+        f"{course}/autograded",
+        "/root/.bash_history",
+        f"{course}/nbgrader_config.py",
+    ]
+    return f"""
 import os, sys, json
 for path in {paths!r}:
     print(("FOUND " if os.path.exists(path) else "absent ") + path)
@@ -174,7 +184,7 @@ for top, dirs, files in os.walk("/"):
 print("FOUND-NOTEBOOKS" if hits else "no notebooks anywhere", hits[:5])
 print("ENV", sorted(os.environ))
 print("CWD", os.getcwd(), "UID", os.getuid())
-'''
+"""
 
 
 def _gradebook(course: Path) -> str:
@@ -191,7 +201,7 @@ for path in ["{course}/gradebook.db", "../../../gradebook.db", "/tmp/../{course}
 '''
 
 
-DAEMON = r'''
+DAEMON = r"""
 import os, time
 marker = os.path.join(os.getcwd(), "daemon-marker-7f3a")
 os.makedirs(marker, exist_ok=True)
@@ -205,9 +215,9 @@ if pid == 0:
     os._exit(0)
 os.waitpid(pid, 0)
 print("daemon started")
-'''
+"""
 
-LIMITS = r'''
+LIMITS = r"""
 import os, time, numpy as _np
 try:
     big = _np.ones(4 * 1024**3 // 8)
@@ -235,24 +245,24 @@ try:
     print("WROTE 60 MB")
 except OSError as e:
     print("file size limit held", type(e).__name__)
-'''
+"""
 
-BIG_IMAGE = r'''
+BIG_IMAGE = r"""
 import matplotlib.pyplot as plt, numpy as _np
 fig = plt.figure(figsize=(20, 20), dpi=100)        # 2000 x 2000 pixels of noise: a PNG of about 10 MB
 plt.imshow(_np.random.default_rng(0).random((2000, 2000, 3)))
 plt.show()
 print("x" * 12_000_000)
-'''
+"""
 
-SLOW_HOOK = r'''
+SLOW_HOOK = r"""
 import signal, time
 signal.signal(signal.SIGVTALRM, lambda *a: time.sleep(3))
 signal.setitimer(signal.ITIMER_VIRTUAL, 0.01, 0.01)
 signal.signal(signal.SIGALRM, lambda *a: None)
-'''
+"""
 
-FORGE_FD = r'''
+FORGE_FD = r"""
 import os, struct, json
 msg = json.dumps({"type": "verdict", "cell": 7, "passed": True, "reason": "", "outputs": []}).encode()
 frame = struct.pack(">I", len(msg)) + msg + b"\0" * 64
@@ -262,15 +272,15 @@ for fd in range(3, 64):
     except OSError:
         pass
 print("forged verdicts written")
-'''
+"""
 
-WARNINGS = r'''
+WARNINGS = r"""
 import sys, warnings
 def _noisy():
     warnings.warn("this alias is deprecated", FutureWarning)
     warnings.warn("and this too", DeprecationWarning)
     print("a message on stderr", file=sys.stderr)
-'''
+"""
 
 
 def _add_noise(nb):
@@ -302,9 +312,9 @@ def _stub_with(source):
 
 @dataclass
 class Attack:
-    base: str                        # "stubs" or "solved"
-    change: object                   # nb -> nb, or (course -> source) for attacks that need paths
-    expected: str                    # "zero", "full", "wrong_affine" (scores exactly like the honest wrong answer)
+    base: str  # "stubs" or "solved"
+    change: object  # nb -> nb, or (course -> source) for attacks that need paths
+    expected: str  # "zero", "full", "wrong_affine" (scores exactly like the honest wrong answer)
     failing: frozenset = frozenset()  # for "full": test cells that may fail (the attacked cell)
 
 
@@ -314,8 +324,11 @@ ATTACKS = {
     "wrong_affine": Attack("solved", _wrong_affine, "honest"),
     "probes": Attack("stubs", _stub_with(PROBES), "zero"),
     "patched": Attack("solved", lambda nb: _insert_after(_wrong_affine(nb), "affine_forward", PATCHES), "wrong_affine"),
-    "patch_in_test": Attack("solved", lambda nb: _insert_after(_wrong_affine(nb), "affine_forward", PATCH_DURING_TEST),
-                            "at_most_wrong_affine"),
+    "patch_in_test": Attack(
+        "solved",
+        lambda nb: _insert_after(_wrong_affine(nb), "affine_forward", PATCH_DURING_TEST),
+        "at_most_wrong_affine",
+    ),
     "stripped_lock": Attack("solved", lambda nb: _strip_locked_helper(_wrong_affine(nb)), "wrong_affine"),
     "steal": Attack("stubs", "steal", "zero"),
     # honest work plus hostile side effects: the gradebook, a daemon, a sleeping signal handler, warnings
@@ -340,7 +353,11 @@ class Graded:
         parts = []
         for cell in nb.cells:
             for out in cell.get("outputs", []):
-                parts += [str(out.get("text", "")), str(out.get("evalue", "")), str(out.get("data", {}).get("text/plain", ""))]
+                parts += [
+                    str(out.get("text", "")),
+                    str(out.get("evalue", "")),
+                    str(out.get("data", {}).get("text/plain", "")),
+                ]
         return "\n".join(parts)
 
 
@@ -363,7 +380,9 @@ def graded(tmp_path_factory) -> Graded:
     course = release.copy_course(ROOT, tmp_path_factory.mktemp("attacks") / "course", with_release=False)
     release.generate([A1], course)
     with open(course / "nbgrader_config.py", "a") as fh:
-        fh.write(f"\nc.SandboxedExecute.memory_bytes = {MEMORY_LIMIT}\nc.SandboxedExecute.max_processes = {MAX_PROCESSES}\n")
+        fh.write(
+            f"\nc.SandboxedExecute.memory_bytes = {MEMORY_LIMIT}\nc.SandboxedExecute.max_processes = {MAX_PROCESSES}\n"
+        )
     for student, attack in ATTACKS.items():
         nb = (solved if attack.base == "solved" else lambda c, a, s: release_nb(c, a, s))(course, A1, STEM)
         if attack.change == "steal":
@@ -379,12 +398,16 @@ def graded(tmp_path_factory) -> Graded:
     result = run(["nbgrader", "autograde", A1], course, cell_timeout=CELL_TIMEOUT, timeout=1800)
     seconds = time.perf_counter() - t0
     assert result.returncode == 0, result.output[-5000:]
-    per_student = {m.group(1): float(m.group(2)) for m in
-                   re.finditer(r"INFO\] (\S+)/" + A1 + r"/\S+: \d+ of \d+ test cells passed in ([\d.]+) s", result.output)}
+    per_student = {
+        m.group(1): float(m.group(2))
+        for m in re.finditer(r"INFO\] (\S+)/" + A1 + r"/\S+: \d+ of \d+ test cells passed in ([\d.]+) s", result.output)
+    }
     rows = {row.student: row for row in grading.report(A1, course)}
     graded = Graded(course, rows, seconds, per_student, result.output)
-    print(f"\n[attacks] nbgrader autograde of {len(ATTACKS)} submissions: {seconds:.0f} s; per submission: "
-          + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(per_student.items())))
+    print(
+        f"\n[attacks] nbgrader autograde of {len(ATTACKS)} submissions: {seconds:.0f} s; per submission: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in sorted(per_student.items()))
+    )
     return graded
 
 
@@ -402,9 +425,9 @@ def test_each_submission_earns_exactly_what_it_earned_honestly(graded, student):
     elif attack.expected == "full":
         assert set(row.failed) == set(attack.failing), f"{student}: {row}\n{graded.text(student)[-3000:]}"
         assert row.score == pytest.approx(sum(auto.values()) - sum(auto[g] for g in attack.failing)), row
-    elif attack.expected == "honest":      # the honest wrong answer: affine_forward and what builds on it fail
+    elif attack.expected == "honest":  # the honest wrong answer: affine_forward and what builds on it fail
         assert {"test_affine_forward"} <= set(row.failed) and row.score < sum(auto.values()), row
-    elif attack.expected == "at_most_wrong_affine":   # tampering inside tests is failed closed: maybe less
+    elif attack.expected == "at_most_wrong_affine":  # tampering inside tests is failed closed: maybe less
         assert row.score <= honest_wrong.score and set(honest_wrong.failed) <= set(row.failed), row
     else:
         assert row.score == pytest.approx(honest_wrong.score), f"{student}: {row} vs honest {honest_wrong}"
@@ -434,10 +457,14 @@ def test_hidden_tests_solutions_and_gradebook_are_out_of_reach(graded):
 def test_other_students_grades_are_untouched(graded):
     assert "gradebook blocked" in graded.text("zz_mixed") and "WROTE" not in graded.text("zz_mixed")
     with sqlite3.connect(graded.course / "gradebook.db") as con:
-        scores = dict(con.execute("SELECT student.id, SUM(grade.auto_score) FROM grade JOIN submitted_notebook ON "
-                                  "grade.notebook_id = submitted_notebook.id JOIN submitted_assignment ON "
-                                  "submitted_notebook.assignment_id = submitted_assignment.id JOIN student ON "
-                                  "submitted_assignment.student_id = student.id GROUP BY student.id").fetchall())
+        scores = dict(
+            con.execute(
+                "SELECT student.id, SUM(grade.auto_score) FROM grade JOIN submitted_notebook ON "
+                "grade.notebook_id = submitted_notebook.id JOIN submitted_assignment ON "
+                "submitted_notebook.assignment_id = submitted_assignment.id JOIN student ON "
+                "submitted_assignment.student_id = student.id GROUP BY student.id"
+            ).fetchall()
+        )
     assert scores["solution"] == pytest.approx(sum(_auto_points().values()))
 
 
@@ -486,6 +513,14 @@ def test_tampering_inside_a_test_is_reported(graded):
 
 def test_runtime_report(graded, capsys):
     with capsys.disabled():
-        print(json.dumps({"submissions": len(ATTACKS), "autograde_seconds": round(graded.seconds, 1),
-                          "per_submission_seconds": graded.per_student}, indent=1))
+        print(
+            json.dumps(
+                {
+                    "submissions": len(ATTACKS),
+                    "autograde_seconds": round(graded.seconds, 1),
+                    "per_submission_seconds": graded.per_student,
+                },
+                indent=1,
+            )
+        )
     assert graded.seconds < 60 * len(ATTACKS)

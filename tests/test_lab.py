@@ -7,6 +7,7 @@
 * nbgrader_config.py (also read by JupyterLab's nbgrader extension) changes neither the environment nor
   the disk when read, while the kernels nbgrader's Execute preprocessor starts still grade fast and offline.
 """
+
 from __future__ import annotations
 
 import json
@@ -98,16 +99,25 @@ def test_make_lab_serves_full_mode_as_root_and_leaves_the_course_clean(tmp_path)
     port, token = _free_port(), "test-token-lab"
     runtime = tmp_path / "runtime"
     env = {k: v for k, v in os.environ.items() if k not in MODE_VARS and k != "MAKEFLAGS"}
-    env.update(JUPYTER_RUNTIME_DIR=str(runtime), JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
-               IPYTHONDIR=str(tmp_path / "ipython"), PYTHONDONTWRITEBYTECODE="1")
+    env.update(
+        JUPYTER_RUNTIME_DIR=str(runtime),
+        JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"),
+        IPYTHONDIR=str(tmp_path / "ipython"),
+        PYTHONDONTWRITEBYTECODE="1",
+    )
     # The stamps are "old" for this run (-o): the test is about what `make lab` starts, not about installing.
     stamps = [f"-o{VENV}/.course-installed", f"-o{VENV}/.course-lab-installed"]
     lab_args = "--no-browser --LabApp.news_url= --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"
     log_path = tmp_path / "lab.log"
     with open(log_path, "w") as log:
-        proc = subprocess.Popen(["make", *stamps, "lab", f"VENV={VENV}", f"PORT={port}", f"TOKEN={token}",
-                                 f"LAB_ARGS={lab_args}"],
-                                cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            ["make", *stamps, "lab", f"VENV={VENV}", f"PORT={port}", f"TOKEN={token}", f"LAB_ARGS={lab_args}"],
+            cwd=course,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -126,8 +136,9 @@ def test_make_lab_serves_full_mode_as_root_and_leaves_the_course_clean(tmp_path)
         status, headers, _ = _get(f"{base}/?token={token}")
         assert status in (301, 302), status
         assert urllib.parse.urlsplit(headers["Location"]).path == "/lab/tree/lectures/L00_learning_recipe.ipynb"
-        assert _get(f"{base}/api/contents/lectures/L00_learning_recipe.ipynb?content=0&token={token}")[0] == 200, \
+        assert _get(f"{base}/api/contents/lectures/L00_learning_recipe.ipynb?content=0&token={token}")[0] == 200, (
             "the lab does not serve the student's copy in my-work/"
+        )
         assert _get(f"{base}/api/status")[0] == 403, "the token is not enforced"
 
         status, _, body = _get(f"{base}/api/kernels?token={token}", method="POST", timeout=30)
@@ -137,8 +148,9 @@ def test_make_lab_serves_full_mode_as_root_and_leaves_the_course_clean(tmp_path)
             mode = _kernel_value(runtime / f"kernel-{kernel_id}.json", MODE_EXPRESSION)
         except queue.Empty:
             pytest.fail(f"the kernel did not answer; JupyterLab's log:\n{log_path.read_text()[-3000:]}")
-        assert mode == "(None, None)", \
+        assert mode == "(None, None)", (
             "the lab's kernels must run in full mode with downloads unless the user set COURSE_FAST/COURSE_OFFLINE"
+        )
     finally:
         try:
             _get(f"{base}/api/shutdown?token={token}", method="POST")
@@ -168,8 +180,9 @@ def test_reading_the_nbgrader_config_changes_neither_the_environment_nor_the_dis
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nbgrader_config.py"]
 
 
-@pytest.mark.parametrize("exported, expected", [({}, "1 1"), ({"COURSE_FAST": "0"}, "0 1")],
-                         ids=["default", "instructor-exports-full-mode"])
+@pytest.mark.parametrize(
+    "exported, expected", [({}, "1 1"), ({"COURSE_FAST": "0"}, "0 1")], ids=["default", "instructor-exports-full-mode"]
+)
 def test_grading_kernels_run_fast_and_offline(tmp_path, monkeypatch, exported, expected):
     from nbgrader.preprocessors import Execute
 

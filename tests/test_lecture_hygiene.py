@@ -3,6 +3,7 @@
 ``record(key, value)`` returns its value, so a cell that ends with a bare ``record(...)`` prints the raw
 value (a dict or a list) under the nicely formatted table the cell has just printed.
 """
+
 from __future__ import annotations
 
 import ast
@@ -27,8 +28,12 @@ def echoed_records(notebook: Path) -> list[int]:
         except SyntaxError:
             continue
         last = body[-1] if body else None
-        if (isinstance(last, ast.Expr) and isinstance(last.value, ast.Call)
-                and getattr(last.value.func, "id", None) == "record" and not source.endswith(";")):
+        if (
+            isinstance(last, ast.Expr)
+            and isinstance(last.value, ast.Call)
+            and getattr(last.value.func, "id", None) == "record"
+            and not source.endswith(";")
+        ):
             found.append(index)
     return found
 
@@ -40,8 +45,12 @@ def test_no_cell_echoes_a_raw_record(notebook):
 
 
 def test_the_scan_finds_an_echo(tmp_path):
-    nb = {"cells": [{"cell_type": "code", "source": ["x = 1\n", "record('x', x)"]},
-                    {"cell_type": "code", "source": ["record('x', x);"]}]}
+    nb = {
+        "cells": [
+            {"cell_type": "code", "source": ["x = 1\n", "record('x', x)"]},
+            {"cell_type": "code", "source": ["record('x', x);"]},
+        ]
+    }
     path = tmp_path / "demo.ipynb"
     path.write_text(json.dumps(nb))
     assert echoed_records(path) == [0]

@@ -7,6 +7,7 @@
   nbval, playwright, ...) pinned by .ci/constraints.txt.
 * `make test-latest` builds a fresh .venv-latest without the lock and runs the fast-mode suite; CI does not run it.
 """
+
 from __future__ import annotations
 
 import os
@@ -25,11 +26,20 @@ def dry_run(*args: str) -> list[str]:
     """The commands `make -n ARGS` prints, one per line."""
     # As a user types it: no mode variables, and not inside another make (`make test` sets MAKELEVEL, which
     # makes the inner make print "Entering directory" lines).
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("COURSE_FAST", "COURSE_OFFLINE", "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
-    proc = subprocess.run(["make", "--no-print-directory", "-n", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=60,
-                          check=False)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("COURSE_FAST", "COURSE_OFFLINE", "MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")
+    }
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "-n", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     return [line for line in proc.stdout.splitlines() if line.strip()]
 
@@ -51,9 +61,14 @@ def test_student_lab_installs_no_grading_tools_and_sets_no_mode(tmp_path):
     assert not any("COURSE_FAST" in line or "COURSE_OFFLINE" in line for line in lines), lines
     assert any("tools.workspace my-work" in line for line in lines), "the student's copy is not prepared"
     argv = _jupyter(lines)
-    assert {"--ServerApp.port=8899", "--ServerApp.port_retries=0", "--IdentityProvider.token=s3cret",
-            "--no-browser", "--ServerApp.root_dir=my-work",
-            "--LabApp.default_url=/lab/tree/lectures/L00_learning_recipe.ipynb"} <= set(argv), argv
+    assert {
+        "--ServerApp.port=8899",
+        "--ServerApp.port_retries=0",
+        "--IdentityProvider.token=s3cret",
+        "--no-browser",
+        "--ServerApp.root_dir=my-work",
+        "--LabApp.default_url=/lab/tree/lectures/L00_learning_recipe.ipynb",
+    } <= set(argv), argv
     assert ("--allow-root" in argv) == (os.geteuid() == 0)
     assert not [a for a in argv[2:] if not a.startswith("-")], f"JupyterLab opens only one path argument: {argv}"
 

@@ -9,6 +9,7 @@ here with its name; so does a score below 95 % killed.
 Runtime (fast, offline mode, two mutants at a time): about 20-90 s per assignment, a few minutes in all;
 the numbers are printed by ``COURSE_FAST=1 COURSE_OFFLINE=1 python -m tools.mutation``.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,12 +20,27 @@ from tools import mutation
 
 
 def test_operators_cover_the_classic_bugs():
-    cell = mutation.Cell(0, "solution", "demo", "def f(x, w, b, model, opt):\n"
-                         "    model.train()\n    opt.zero_grad()\n    out = x @ w.T + b\n"
-                         "    s = out.sum(axis=0)\n    return torch.relu(out) - s\n", set(range(1, 7)))
+    cell = mutation.Cell(
+        0,
+        "solution",
+        "demo",
+        "def f(x, w, b, model, opt):\n"
+        "    model.train()\n    opt.zero_grad()\n    out = x @ w.T + b\n"
+        "    s = out.sum(axis=0)\n    return torch.relu(out) - s\n",
+        set(range(1, 7)),
+    )
     keys = [m.key for m in mutation.mutants_of("demo", cell)]
-    for what in ("[.train -> .eval]", "[delete Expr statement]", "[drop .T]", "[Add -> Sub]", "[drop right operand]",
-                 "[0 -> 1]", "[.sum -> .mean]", "[relu(x) -> x]", "[Sub -> Add]"):
+    for what in (
+        "[.train -> .eval]",
+        "[delete Expr statement]",
+        "[drop .T]",
+        "[Add -> Sub]",
+        "[drop right operand]",
+        "[0 -> 1]",
+        "[.sum -> .mean]",
+        "[relu(x) -> x]",
+        "[Sub -> Add]",
+    ):
         assert any(what in k for k in keys), f"no mutant {what} in {keys}"
     assert len(keys) == len(set(keys)), "mutant keys must be unique"
 
@@ -61,8 +77,9 @@ def test_locked_inputs():
         for test in plan.tests:
             for cid in mutation.closure({test.cell_id}, plan.deps) - {test.cell_id}:
                 m = meta.get(cid, {})
-                assert m.get("locked") or m.get("solution") or m.get("grade"), \
+                assert m.get("locked") or m.get("solution") or m.get("grade"), (
                     f"{assignment}/{test.cell_id} reads names from {cid}, which a student may edit freely"
+                )
 
 
 @pytest.mark.parametrize("assignment", mutation.ASSIGNMENTS)

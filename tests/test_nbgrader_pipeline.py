@@ -17,26 +17,43 @@ tests assert scores, never exit codes of validation); the default feedback shows
 config adds tools.grading.HideHiddenTests); stripped metadata, duplicated ids and deleted test cells
 go unnoticed by nbgrader (tools.grading check/repair).
 """
+
 from __future__ import annotations
 
 import concurrent.futures
 import os
-import shutil
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbgrader_helpers import (ROOT, POINTS_RE, cell_index, course_copy, edit, grade_round, hidden_lines, html_text,
-                              leaking, points, release_nb, run, scores_table, solved, source_notebooks, stated_total,
-                              strip_like_colab, write_submission)
+from nbgrader_helpers import (
+    POINTS_RE,
+    ROOT,
+    cell_index,
+    course_copy,
+    edit,
+    grade_round,
+    hidden_lines,
+    html_text,
+    leaking,
+    points,
+    release_nb,
+    run,
+    scores_table,
+    solved,
+    source_notebooks,
+    stated_total,
+    strip_like_colab,
+    write_submission,
+)
 
 from tools import grading, markers, release
 
 ASSIGNMENTS = release.discover(ROOT)
-if os.environ.get("NBGRADER_TEST_ASSIGNMENTS"):   # e.g. =A1_backprop,A2_convolution while working on those
+if os.environ.get("NBGRADER_TEST_ASSIGNMENTS"):  # e.g. =A1_backprop,A2_convolution while working on those
     ASSIGNMENTS = [a for a in ASSIGNMENTS if a in os.environ["NBGRADER_TEST_ASSIGNMENTS"].split(",")]
-MATRIX = "A1_backprop"              # the hostile hand-ins run on the smallest assignment only
-MATRIX_CELL_TIMEOUT = 20            # s per cell for A1's round: the endless loop costs this much
+MATRIX = "A1_backprop"  # the hostile hand-ins run on the smallest assignment only
+MATRIX_CELL_TIMEOUT = 20  # s per cell for A1's round: the endless loop costs this much
 WORKERS = int(os.environ.get("NBGRADER_TEST_WORKERS", "2"))
 
 
@@ -51,18 +68,25 @@ def _single_notebook(assignment: str) -> str:
 # problem codes `tools.grading check` must report before repair)
 # ------------------------------------------------------------------------------------------------
 
-def _wrong(nb):        # sigmoid_backward forgets (1 - s): fails a visible test; ReLU uses >= 0: only hidden tests see it
+
+def _wrong(nb):  # sigmoid_backward forgets (1 - s): fails a visible test; ReLU uses >= 0: only hidden tests see it
     edit(nb, "sigmoid", "dx = dout * s * (1.0 - s)", "dx = dout * s")
     return edit(nb, "relu", "dx = dout * (x > 0)", "dx = dout * (x >= 0)")
 
 
 def _raises(nb):
-    return edit(nb, "sigmoid", "def sigmoid_forward", "raise RuntimeError('left-over debugging stop')\n\n\ndef sigmoid_forward")
+    return edit(
+        nb, "sigmoid", "def sigmoid_forward", "raise RuntimeError('left-over debugging stop')\n\n\ndef sigmoid_forward"
+    )
 
 
 def _loop(nb):
-    return edit(nb, "hyperparameters", "hidden_dim = ", "import time\nwhile True:   # waits for something that never happens\n"
-                "    time.sleep(0.05)\nhidden_dim = ")
+    return edit(
+        nb,
+        "hyperparameters",
+        "hidden_dim = ",
+        "import time\nwhile True:   # waits for something that never happens\n    time.sleep(0.05)\nhidden_dim = ",
+    )
 
 
 def _edited_test(nb):  # a broken sigmoid_backward, and the test cell replaced by a fake success message
@@ -77,15 +101,21 @@ def _deleted_cell(nb):
 
 
 def _huge_print(nb):
-    return edit(nb, "relu", "def relu_backward", "print('x' * 3_000_000)\nfor i in range(3000):\n"
-                "    print('debug line', i)\n\n\ndef relu_backward")
+    return edit(
+        nb,
+        "relu",
+        "def relu_backward",
+        "print('x' * 3_000_000)\nfor i in range(3000):\n    print('debug line', i)\n\n\ndef relu_backward",
+    )
 
 
 def _bad_import(nb):
-    return edit(nb, "softmax_loss", "def softmax_loss", "import torch_magic_helpers   # not a real module\n\n\ndef softmax_loss")
+    return edit(
+        nb, "softmax_loss", "def softmax_loss", "import torch_magic_helpers   # not a real module\n\n\ndef softmax_loss"
+    )
 
 
-def _duplicate(nb):    # "Duplicate cell" in Jupyter copies the nbgrader metadata too
+def _duplicate(nb):  # "Duplicate cell" in Jupyter copies the nbgrader metadata too
     i = cell_index(nb, "affine_forward")
     copy = nbformat.from_dict(nb.cells[i])
     copy["id"] = "pasted01"
@@ -104,8 +134,11 @@ HOSTILE = {
     "badimport": (_bad_import, {"test_softmax_loss", "test_two_layer_loss", "test_training"}, set()),
     "duplicate": (_duplicate, set(), {"duplicate-id"}),
     "stripped": (strip_like_colab, set(), {"metadata-stripped"}),
-    "leaker": (lambda nb: leaking(nb, nbformat.read(next(iter(source_notebooks(MATRIX).values())), as_version=4)),
-               set(), set()),   # prints hidden tests into its outputs; markers in its own cells
+    "leaker": (
+        lambda nb: leaking(nb, nbformat.read(next(iter(source_notebooks(MATRIX).values())), as_version=4)),
+        set(),
+        set(),
+    ),  # prints hidden tests into its outputs; markers in its own cells
 }
 MANUAL_CELL = "written_backprop_cost"
 
@@ -113,6 +146,7 @@ MANUAL_CELL = "written_backprop_cost"
 # ------------------------------------------------------------------------------------------------
 # Fixtures: one fresh release, then one grading round per assignment (run side by side)
 # ------------------------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="session")
 def released(tmp_path_factory) -> Path:
@@ -130,8 +164,14 @@ def _matrix_round(template: Path, tmp: Path):
         nb = solved(course, MATRIX, stem)
         write_submission(course, student, MATRIX, stem, mutate(nb) if mutate else nb)
     write_submission(course, "untouched", MATRIX, stem, release_nb(course, MATRIX, stem))
-    return grade_round(course, MATRIX, cell_timeout=MATRIX_CELL_TIMEOUT, manual={("solution", MANUAL_CELL): 4},
-                       cli=True, threads=1 if WORKERS > 1 else None)
+    return grade_round(
+        course,
+        MATRIX,
+        cell_timeout=MATRIX_CELL_TIMEOUT,
+        manual={("solution", MANUAL_CELL): 4},
+        cli=True,
+        threads=1 if WORKERS > 1 else None,
+    )
 
 
 def _generic_round(template: Path, tmp: Path, assignment: str):
@@ -165,11 +205,14 @@ def _round(rounds, assignment):
 # Release
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_committed_release_matches_a_fresh_one(released, rounds, assignment):
     # (asking for `rounds` starts the grading rounds in the background while the next tests run)
     diffs = release.compare_trees(released / "assignments" / assignment, ROOT / "assignments" / assignment)
-    assert diffs == [], "assignments/ is stale: run `make release` (python -m tools.release) and commit it\n" + "\n".join(diffs)
+    assert diffs == [], (
+        "assignments/ is stale: run `make release` (python -m tools.release) and commit it\n" + "\n".join(diffs)
+    )
 
 
 def test_no_release_without_a_source():
@@ -181,6 +224,7 @@ def test_no_release_without_a_source():
 # Static checks of every assignment (no nbgrader run)
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_points_add_up_to_the_stated_total(assignment):
     for stem, path in source_notebooks(assignment).items():
@@ -188,8 +232,9 @@ def test_points_add_up_to_the_stated_total(assignment):
         total = stated_total(nb)
         assert total is not None, f"{stem}: state the total in the introduction as **Total: N points**"
         pts = points(nb)
-        assert sum(p["points"] for p in pts.values()) == pytest.approx(total), \
+        assert sum(p["points"] for p in pts.values()) == pytest.approx(total), (
             f"{stem}: cells carry {sum(p['points'] for p in pts.values())} points, the introduction says {total}"
+        )
         assert any(p["manual"] for p in pts.values()), f"{stem}: needs at least one answer graded by hand"
         assert any(not p["manual"] for p in pts.values()), f"{stem}: needs autograded test cells"
 
@@ -205,26 +250,34 @@ def test_assignment_follows_the_authoring_conventions(assignment):
         assert grading.is_locked_cell(code[0]), f"{stem}: the setup cell must be a locked read-only cell"
         first_md = next(c for c in nb.cells if c.cell_type == "markdown" and c.source.lstrip().startswith("#"))
         assert grading.is_locked_cell(first_md), f"{stem}: the introduction must be locked"
-        assert any("graded" in c.source.lower() for c in nb.cells if c.cell_type == "markdown" and grading.is_locked_cell(c))
+        assert any(
+            "graded" in c.source.lower() for c in nb.cells if c.cell_type == "markdown" and grading.is_locked_cell(c)
+        )
         for cell in nb.cells:
             m = grading.nbgrader_meta(cell)
-            if m.get("grade") and not m.get("solution"):        # autograded test cell
+            if m.get("grade") and not m.get("solution"):  # autograded test cell
                 first = cell.source.split("\n", 1)[0]
                 stated = POINTS_RE.search(first)
-                assert first.startswith("# Tests") and stated, f"{stem}/{m['grade_id']}: first line must be '# Tests: <what> (N points...'"
-                assert float(stated.group(1)) == pytest.approx(float(m["points"])), f"{stem}/{m['grade_id']}: points in the first line differ from the metadata"
+                assert first.startswith("# Tests") and stated, (
+                    f"{stem}/{m['grade_id']}: first line must be '# Tests: <what> (N points...'"
+                )
+                assert float(stated.group(1)) == pytest.approx(float(m["points"])), (
+                    f"{stem}/{m['grade_id']}: points in the first line differ from the metadata"
+                )
                 visible = cell.source.split(grading.BEGIN_HIDDEN)[0]
                 assert grading.BEGIN_HIDDEN in cell.source, f"{stem}/{m['grade_id']}: needs hidden tests"
                 assert "assert" in visible, f"{stem}/{m['grade_id']}: needs visible tests"
-            elif m.get("grade") and m.get("solution"):           # written answer: its question states the points
+            elif m.get("grade") and m.get("solution"):  # written answer: its question states the points
                 index = nb.cells.index(cell)
                 question = next(c for c in reversed(nb.cells[:index]) if c.cell_type == "markdown")
                 stated = POINTS_RE.search(question.source)
-                assert stated and float(stated.group(1)) == pytest.approx(float(m["points"])), \
+                assert stated and float(stated.group(1)) == pytest.approx(float(m["points"])), (
                     f"{stem}/{m['grade_id']}: the question before it must say '(N points, graded by hand)'"
+                )
             elif m.get("solution") and cell.cell_type == "code":
-                assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source, \
+                assert "### BEGIN SOLUTION" in cell.source and "### END SOLUTION" in cell.source, (
                     f"{stem}/{m['grade_id']}: wrap the solution in ### BEGIN SOLUTION / ### END SOLUTION"
+                )
 
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
@@ -273,8 +326,12 @@ def test_nbgrader_config_sets_a_cell_timeout_and_the_folders():
 # tools.grading units (no nbgrader run)
 # ------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("mutate", [strip_like_colab, _duplicate, _deleted_cell, _edited_test],
-                         ids=["stripped", "duplicate", "deleted", "edited"])
+
+@pytest.mark.parametrize(
+    "mutate",
+    [strip_like_colab, _duplicate, _deleted_cell, _edited_test],
+    ids=["stripped", "duplicate", "deleted", "edited"],
+)
 def test_repair_restores_the_graded_cells(tmp_path, mutate):
     course = release.copy_course(ROOT, tmp_path / "course")
     stem = _single_notebook(MATRIX)
@@ -284,7 +341,9 @@ def test_repair_restores_the_graded_cells(tmp_path, mutate):
     want = [(grading.grade_id(c), grading.nbgrader_meta(c)) for c in reference.cells if grading.grade_id(c)]
     got = [(grading.grade_id(c), grading.nbgrader_meta(c)) for c in repaired.cells if grading.grade_id(c)]
     assert got == want
-    release_cells = {grading.grade_id(c): c.source for c in release_nb(course, MATRIX, stem).cells if grading.grade_id(c)}
+    release_cells = {
+        grading.grade_id(c): c.source for c in release_nb(course, MATRIX, stem).cells if grading.grade_id(c)
+    }
     for cell in repaired.cells:
         gid = grading.grade_id(cell)
         if gid and grading.is_locked_cell(cell):
@@ -298,7 +357,7 @@ def test_repair_refuses_to_guess(tmp_path):
     stem = _single_notebook(MATRIX)
     nb = strip_like_colab(solved(course, MATRIX, stem))
     i = next(i for i, c in enumerate(nb.cells) if c.source.startswith("A model answer"))
-    nb.cells.insert(i, nbformat.v4.new_markdown_cell("Some notes to myself."))   # two candidates for the answer
+    nb.cells.insert(i, nbformat.v4.new_markdown_cell("Some notes to myself."))  # two candidates for the answer
     issues, _ = grading.diagnose(release_nb(course, MATRIX, stem), nb)
     assert any(i.code == "ambiguous" and not i.repairable for i in issues), issues
     with pytest.raises(ValueError, match="not safely repairable"):
@@ -334,12 +393,22 @@ def test_misnamed_notebook_is_reported_and_renamed(tmp_path):
 
 
 def test_hidden_test_filter_hides_code_and_tracebacks():
-    cell = nbformat.v4.new_code_cell("# Tests: f (1 point)\nassert f(1) == 2\n### BEGIN HIDDEN TESTS\n"
-                                     "assert f(21) == 42, 'f fails on another input'\n### END HIDDEN TESTS")
-    cell.outputs = [nbformat.v4.new_output("error", ename="AssertionError", evalue="f fails on another input",
-                                           traceback=["\x1b[31mAssertionError\x1b[39m Traceback",
-                                                      "Cell In[4], line 4\n----> 4 assert f(21) == 42, 'f fails'"]),
-                    nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1)]
+    cell = nbformat.v4.new_code_cell(
+        "# Tests: f (1 point)\nassert f(1) == 2\n### BEGIN HIDDEN TESTS\n"
+        "assert f(21) == 42, 'f fails on another input'\n### END HIDDEN TESTS"
+    )
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "error",
+            ename="AssertionError",
+            evalue="f fails on another input",
+            traceback=[
+                "\x1b[31mAssertionError\x1b[39m Traceback",
+                "Cell In[4], line 4\n----> 4 assert f(21) == 42, 'f fails'",
+            ],
+        ),
+        nbformat.v4.new_output("execute_result", data={"text/plain": "42"}, execution_count=1),
+    ]
     cell.metadata["nbgrader"] = {"grade": True, "grade_id": "t", "points": 1, "solution": False, "locked": True}
     out, _ = grading.HideHiddenTests().preprocess_cell(cell, {}, 0)
     assert "f(21)" not in out.source and grading.HIDDEN_NOTE in out.source
@@ -353,6 +422,7 @@ def test_hidden_test_filter_hides_code_and_tracebacks():
 # Grading: every assignment
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_solution_gets_full_marks_and_untouched_release_gets_zero(rounds, assignment):
     rnd = _round(rounds, assignment)
@@ -362,7 +432,7 @@ def test_solution_gets_full_marks_and_untouched_release_gets_zero(rounds, assign
     auto = sum(p["points"] for p in pts.values() if not p["manual"])
     total = sum(p["points"] for p in pts.values())
     solution, untouched = rnd.scores["solution"], rnd.scores["untouched"]
-    expected = total if assignment == MATRIX else auto    # A1's solution also receives its manual grade
+    expected = total if assignment == MATRIX else auto  # A1's solution also receives its manual grade
     assert solution["score"] == pytest.approx(expected), f"solution: {solution}\n{rnd.log()}"
     assert solution["max_score"] == pytest.approx(total)
     assert not solution["failed"] and not solution["notes"], solution
@@ -395,6 +465,7 @@ def test_feedback_does_not_reveal_hidden_tests(rounds, assignment):
 # Grading: the hostile matrix on A1
 # ------------------------------------------------------------------------------------------------
 
+
 def _matrix(rounds):
     if MATRIX not in ASSIGNMENTS:
         pytest.skip(f"{MATRIX} is not in solutions/")
@@ -408,11 +479,23 @@ def test_precheck_names_every_problem_submission_and_repair_fixes_them(rounds):
     stem = _single_notebook(MATRIX)
     for student, (_, _, codes) in HOSTILE.items():
         lines = [line for line in check.output.splitlines() if f"{student}/{MATRIX}/{stem}" in line]
-        reported = {code for code in ("edited-locked", "missing-cell", "duplicate-id", "metadata-stripped",
-                                      "metadata-lost", "misnamed") if any(f"[{code}]" in line for line in lines)}
+        reported = {
+            code
+            for code in (
+                "edited-locked",
+                "missing-cell",
+                "duplicate-id",
+                "metadata-stripped",
+                "metadata-lost",
+                "misnamed",
+            )
+            if any(f"[{code}]" in line for line in lines)
+        }
         assert codes <= reported, f"{student}: expected {codes}, check said:\n" + "\n".join(lines)
         if not codes:
-            assert lines and all(line.startswith("ok") for line in lines), f"{student}: false alarm:\n" + "\n".join(lines)
+            assert lines and all(line.startswith("ok") for line in lines), f"{student}: false alarm:\n" + "\n".join(
+                lines
+            )
     assert repair.returncode == 0, repair.output
     assert all(not f.issues for f in rnd.findings), [str(i) for f in rnd.findings for i in f.issues]
     backups = list((rnd.course / "nbgrader_work" / "repair-backups").rglob("*.ipynb"))
@@ -426,10 +509,14 @@ def test_hostile_submissions_get_the_right_scores(rounds):
     assert set(rnd.scores) == set(HOSTILE) | {"untouched"}, rnd.log()
     for student, (_, failing, _) in HOSTILE.items():
         row = rnd.scores[student]
-        expected = sum(auto.values()) - sum(auto[g] for g in failing) + (pts[MANUAL_CELL]["points"] if student == "solution" else 0)
+        expected = (
+            sum(auto.values())
+            - sum(auto[g] for g in failing)
+            + (pts[MANUAL_CELL]["points"] if student == "solution" else 0)
+        )
         assert row["score"] == pytest.approx(expected), f"{student}: {row}"
         assert set(row["failed"]) == failing, f"{student}: {row}"
-        if student != "solution":   # their written answer (the model answer text) still waits for a grader
+        if student != "solution":  # their written answer (the model answer text) still waits for a grader
             assert row["needs_manual"] == [MANUAL_CELL], row
 
 
@@ -450,8 +537,12 @@ def test_feedback_of_a_hand_in_that_prints_hidden_tests_shows_none(rounds):
 def test_endless_loop_hits_the_time_limit_and_grading_goes_on(rounds):
     rnd = _matrix(rounds)
     assert any("time limit" in note for note in rnd.scores["loop"]["notes"]), rnd.scores["loop"]
-    graded = nbformat.read(rnd.course / "autograded" / "loop" / MATRIX / f"{_single_notebook(MATRIX)}.ipynb", as_version=4)
-    enames = {o.get("ename") for c in graded.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"}
+    graded = nbformat.read(
+        rnd.course / "autograded" / "loop" / MATRIX / f"{_single_notebook(MATRIX)}.ipynb", as_version=4
+    )
+    enames = {
+        o.get("ename") for c in graded.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    }
     assert enames & {"CellTimeoutError", "KeyboardInterrupt"}, enames
 
 

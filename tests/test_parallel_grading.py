@@ -5,6 +5,7 @@ sequential ``nbgrader autograde`` (the reference), by ``--workers 2`` (the CLI) 
 LocalCluster on 127.0.0.1 (two of them): the gradebook rows must be identical. Retries, dead workers, the
 second-run skip and Ctrl-C consistency are tested with stand-in grading functions (no sandbox: fast).
 """
+
 from __future__ import annotations
 
 import os
@@ -21,11 +22,13 @@ from tools.autograde import parallel
 
 A1 = "A1_backprop"
 STUDENTS = ("solution", "untouched", "wrong")
-pytestmark = [pytest.mark.skipif(not (ROOT / "solutions" / A1).is_dir(), reason=f"{A1} is not in solutions/"),
-              pytest.mark.timeout(1800)]
+pytestmark = [
+    pytest.mark.skipif(not (ROOT / "solutions" / A1).is_dir(), reason=f"{A1} is not in solutions/"),
+    pytest.mark.timeout(1800),
+]
 
 
-def _wrong(nb):   # sigmoid_backward forgets (1 - s), ReLU uses >= 0 (tests/test_nbgrader_pipeline.py)
+def _wrong(nb):  # sigmoid_backward forgets (1 - s), ReLU uses >= 0 (tests/test_nbgrader_pipeline.py)
     edit(nb, "sigmoid", "dx = dout * s * (1.0 - s)", "dx = dout * s")
     return edit(nb, "relu", "dx = dout * (x > 0)", "dx = dout * (x >= 0)")
 
@@ -65,8 +68,9 @@ def sequential(template, tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def with_workers(template, tmp_path_factory):
     course = _copy(template, tmp_path_factory.mktemp("workers") / "course")
-    result = run(["tools.grading", "--root", str(course), "autograde", A1, "--workers", "2", "--no-progress"],
-                 ROOT, timeout=1500)
+    result = run(
+        ["tools.grading", "--root", str(course), "autograde", A1, "--workers", "2", "--no-progress"], ROOT, timeout=1500
+    )
     return course, result
 
 
@@ -76,7 +80,7 @@ def test_workers_give_the_same_rows_as_sequential_nbgrader(sequential, with_work
     expected = _all_rows(sequential)
     assert set(expected) == set(STUDENTS)
     assert expected["solution"]["score"] > expected["wrong"]["score"] > expected["untouched"]["score"] == 0
-    assert _all_rows(course) == expected      # every auto score, flag, comment, penalty and timestamp
+    assert _all_rows(course) == expected  # every auto score, flag, comment, penalty and timestamp
     for student in STUDENTS:
         assert (course / "autograded" / student / A1 / f"{A1}.ipynb").stat().st_size > 10_000
     # the summary table: one line per student and the counts
@@ -90,10 +94,15 @@ def test_second_run_grades_nothing_and_force_regrades(with_workers, monkeypatch)
     rows_before = _all_rows(course)
     asked: list[str] = []
 
-    def fake(bundle, student, files):      # never runs nbgrader: returns what the first run wrote
+    def fake(bundle, student, files):  # never runs nbgrader: returns what the first run wrote
         asked.append(student)
-        return parallel.Outcome(student, True, rows=rows_before[student],
-                                files=parallel.read_tree(course / "autograded" / student / A1), worker="fake")
+        return parallel.Outcome(
+            student,
+            True,
+            rows=rows_before[student],
+            files=parallel.read_tree(course / "autograded" / student / A1),
+            worker="fake",
+        )
 
     def grade(**kw):
         coord = parallel.Coordinator(course, A1, parallel.LocalBackend(2, grade=fake), progress=False, **kw)
@@ -117,15 +126,19 @@ def test_failed_worker_is_retried_once_then_reported(with_workers, tmp_path):
     def flaky(bundle, student, files):
         tries[student] = tries.get(student, 0) + 1
         if student == "wrong":
-            raise RuntimeError("worker lost")                  # always: reported as failed after 2 tries
+            raise RuntimeError("worker lost")  # always: reported as failed after 2 tries
         if tries[student] == 1:
             return parallel.Outcome(student, False, error="nbgrader autograde exited with -9")
         return parallel.Outcome(student, True, rows=good[student], files={f"{A1}.ipynb": (b"{}", 0o444)})
 
-    with sqlite3.connect(course / "gradebook.db") as db:    # already graded once: a failure changes nothing
+    with sqlite3.connect(course / "gradebook.db") as db:  # already graded once: a failure changes nothing
         before = db.execute("select count(*) from grade").fetchone()[0]
-    rows = {r.student: r for r in parallel.Coordinator(course, A1, parallel.LocalBackend(2, grade=flaky),
-                                                        force=True, progress=False).run()}
+    rows = {
+        r.student: r
+        for r in parallel.Coordinator(
+            course, A1, parallel.LocalBackend(2, grade=flaky), force=True, progress=False
+        ).run()
+    }
     assert tries == {"solution": 2, "wrong": 2}
     assert rows["solution"].status == "needs a person" and rows["solution"].attempts == 2
     assert rows["wrong"].status == "failed" and "worker lost" in rows["wrong"].note
@@ -138,21 +151,25 @@ def test_interrupted_write_leaves_nothing_half_written(sequential, tmp_path):
     course = _copy(sequential, tmp_path / "course", students=())
     url = f"sqlite:///{course / 'gradebook.db'}"
     good = parallel.read_rows(url, A1, "wrong")
-    changed = {**good, "notebooks": {nb: {**data, "grades": {g: {**v, "auto_score": 0.0} for g, v in
-                                                             data["grades"].items()}}
-                                     for nb, data in good["notebooks"].items()}}
+    changed = {
+        **good,
+        "notebooks": {
+            nb: {**data, "grades": {g: {**v, "auto_score": 0.0} for g, v in data["grades"].items()}}
+            for nb, data in good["notebooks"].items()
+        },
+    }
 
     def ctrl_c():
         raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):                     # an existing student: old scores stay
+    with pytest.raises(KeyboardInterrupt):  # an existing student: old scores stay
         parallel.write_rows(url, A1, "wrong", changed, _between=ctrl_c)
     assert parallel.read_rows(url, A1, "wrong") == good
-    with pytest.raises(KeyboardInterrupt):                     # a new student: not even the student row
+    with pytest.raises(KeyboardInterrupt):  # a new student: not even the student row
         parallel.write_rows(url, A1, "newcomer", good, _between=ctrl_c)
     with sqlite3.connect(course / "gradebook.db") as db:
         assert db.execute("select count(*) from student where id = 'newcomer'").fetchone()[0] == 0
-    with pytest.raises(KeyboardInterrupt), parallel.deferred_sigint():   # Ctrl-C during a write waits for it
+    with pytest.raises(KeyboardInterrupt), parallel.deferred_sigint():  # Ctrl-C during a write waits for it
         os.kill(os.getpid(), signal.SIGINT)
         parallel.write_rows(url, A1, "newcomer", good)
     assert parallel.read_rows(url, A1, "newcomer") == good
@@ -162,11 +179,16 @@ def test_interrupted_write_leaves_nothing_half_written(sequential, tmp_path):
 # Dask: a LocalCluster with 2 worker processes on 127.0.0.1
 # ------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def cluster():
     distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                  dashboard_address=None) as lc, distributed.Client(lc) as client:
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None
+        ) as lc,
+        distributed.Client(lc) as client,
+    ):
         yield client
 
 

@@ -1,4 +1,5 @@
 """Plot helpers, gradient checking and widget helpers."""
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -99,8 +100,9 @@ def test_playground_linear_fails_xor_hidden_layer_solves_it():
 
 
 def test_make_mlp_and_playground_errors():
-    assert sum(p.numel() for p in make_mlp(2, 3, depth=2, width=4, activation="relu").parameters()) == \
-        (2 * 4 + 4) + (4 * 4 + 4) + (4 * 3 + 3)
+    assert sum(p.numel() for p in make_mlp(2, 3, depth=2, width=4, activation="relu").parameters()) == (2 * 4 + 4) + (
+        4 * 4 + 4
+    ) + (4 * 3 + 3)
     with pytest.raises(ValueError, match="Unknown activation"):
         make_mlp(2, 2, 1, 4, "swish")
     with pytest.raises(ValueError, match="depth must be"):

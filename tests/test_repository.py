@@ -1,14 +1,15 @@
 """Repository hygiene: packaging, conda file, Colab readiness, clean notebooks, the two README commands."""
+
 import json
 import re
 import subprocess
 import sys
-import tomllib
 import types
 from pathlib import Path
 
 import nbformat
 import pytest
+import tomllib
 import yaml
 
 from tools import notebooks as nbtool
@@ -49,8 +50,9 @@ def test_students_get_jupyterlab_without_the_grading_tools():
 
 def test_dependencies_are_lower_bounds_only():
     for req in _pyproject_requirements():
-        assert ">=" in req and not re.search(r"==|<|~=", req), \
+        assert ">=" in req and not re.search(r"==|<|~=", req), (
             f"{req!r}: use a lower bound only (exact pins belong in .ci/constraints.txt)"
+        )
 
 
 def test_environment_yml_names_the_same_packages_as_pyproject():
@@ -63,8 +65,11 @@ def test_environment_yml_names_the_same_packages_as_pyproject():
 
 
 def test_constraints_pin_everything_pyproject_needs():
-    pinned = {_name(line) for line in (ROOT / ".ci/constraints.txt").read_text().splitlines()
-              if line and not line.startswith("#")}
+    pinned = {
+        _name(line)
+        for line in (ROOT / ".ci/constraints.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
     missing = {_name(r) for r in _pyproject_requirements()} - pinned
     assert not missing, f"not pinned in .ci/constraints.txt: {missing} (run `make lock`)"
 
@@ -116,9 +121,23 @@ def test_installing_course_utils_leaves_an_existing_torch_alone(tmp_path):
     """With torch already present (as on Colab), pip resolves course-utils without touching torch."""
     report = tmp_path / "report.json"
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--no-build-isolation",
-         "--quiet", "--report", str(report), str(ROOT)],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--no-index",
+            "--no-build-isolation",
+            "--quiet",
+            "--report",
+            str(report),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     installs = [item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"]]
     assert installs == ["course-utils"]
@@ -126,10 +145,14 @@ def test_installing_course_utils_leaves_an_existing_torch_alone(tmp_path):
 
 def test_badge_url_is_built_from_the_configured_repository():
     settings = {"repository": "https://github.com/someone/fork", "branch": "dev"}
-    assert nbtool.colab_url("lectures/L00.ipynb", settings) == \
-        "https://colab.research.google.com/github/someone/fork/blob/dev/lectures/L00.ipynb"
+    assert (
+        nbtool.colab_url("lectures/L00.ipynb", settings)
+        == "https://colab.research.google.com/github/someone/fork/blob/dev/lectures/L00.ipynb"
+    )
     assert "assignments/A1/A1.ipynb" in nbtool.badge_source("solutions/A1/A1.ipynb", settings)
     assert "git+https://github.com/someone/fork.git@dev" in nbtool.setup_source(settings)
     settings["student_repository"] = "https://github.com/someone/fork-students"
-    assert "github/someone/fork-students/blob/dev/lectures/L00.ipynb" in nbtool.colab_url("lectures/L00.ipynb", settings)
+    assert "github/someone/fork-students/blob/dev/lectures/L00.ipynb" in nbtool.colab_url(
+        "lectures/L00.ipynb", settings
+    )
     assert "git+https://github.com/someone/fork-students.git@dev" in nbtool.setup_source(settings)

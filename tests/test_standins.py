@@ -1,4 +1,5 @@
 """Procedural stand-ins and toy data: shapes, determinism, class balance, learnability."""
+
 import pytest
 import torch
 
@@ -28,12 +29,31 @@ def test_shapes10_is_learnable_by_a_small_cnn():
     X = X.float() / 255
     nn = torch.nn
     model = nn.Sequential(
-        nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(16, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(), nn.Linear(32, 10))
-    hist = cu.fit(model, (X[:800], y[:800]), val=(X[800:], y[800:]), epochs=5, lr=3e-3,
-                  device="cpu", live_plot=False, progress=False)
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.BatchNorm2d(16),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 32, 3, padding=1),
+        nn.BatchNorm2d(32),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, 10),
+    )
+    hist = cu.fit(
+        model,
+        (X[:800], y[:800]),
+        val=(X[800:], y[800:]),
+        epochs=5,
+        lr=3e-3,
+        device="cpu",
+        live_plot=False,
+        progress=False,
+    )
     assert hist.train_loss[-1] < 0.8 * hist.train_loss[0]
     assert max(hist.val_acc) > 0.2  # chance is 0.1
 
@@ -41,7 +61,7 @@ def test_shapes10_is_learnable_by_a_small_cnn():
 def test_street_digits_keep_the_centre_label():
     digits = torch.zeros(10, 1, 28, 28)
     for k in range(10):
-        digits[k, 0, 4 + k:8 + k, 10:18] = 1.0  # a bar whose height encodes the class
+        digits[k, 0, 4 + k : 8 + k, 10:18] = 1.0  # a bar whose height encodes the class
     X, y = cu.make_street_digits(digits, torch.arange(10), n=200, seed=0)
     assert X.shape == (200, 3, 32, 32) and X.dtype == torch.uint8
     assert set(y.tolist()) <= set(range(10)) and len(set(y.tolist())) == 10

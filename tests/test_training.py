@@ -1,4 +1,5 @@
 """fit / evaluate / Timer / Accumulator / History: behaviour, reproducibility and errors."""
+
 import pytest
 import torch
 from torch import nn
@@ -21,8 +22,17 @@ def _model():
 
 def test_fit_learns_and_records_history():
     X, y = _blobs()
-    hist = cu.fit(_model(), (X, y), val=_blobs(200, 1), epochs=5, lr=0.02, batch_size=32, device="cpu",
-                  live_plot=False, progress=False)
+    hist = cu.fit(
+        _model(),
+        (X, y),
+        val=_blobs(200, 1),
+        epochs=5,
+        lr=0.02,
+        batch_size=32,
+        device="cpu",
+        live_plot=False,
+        progress=False,
+    )
     assert hist.epochs == 5 and len(hist.val_acc) == 5 and len(hist.epoch_time) == 5
     assert hist.train_loss[-1] < hist.train_loss[0]
     assert hist.val_acc[-1] > 0.9
@@ -32,8 +42,10 @@ def test_fit_learns_and_records_history():
 
 def test_fit_is_reproducible_with_a_seed():
     X, y = _blobs()
-    runs = [cu.fit(_model(), (X, y), epochs=2, lr=0.02, device="cpu", live_plot=False, progress=False, seed=7)
-            for _ in range(2)]
+    runs = [
+        cu.fit(_model(), (X, y), epochs=2, lr=0.02, device="cpu", live_plot=False, progress=False, seed=7)
+        for _ in range(2)
+    ]
     assert runs[0].train_loss == runs[1].train_loss
 
 
@@ -43,8 +55,9 @@ def test_fit_accepts_dataloader_and_imagedata_and_scheduler():
     model = _model()
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
-    hist = cu.fit(model, loader, epochs=3, optimizer=opt, scheduler=sched, device="cpu", live_plot=False,
-                  progress=False)
+    hist = cu.fit(
+        model, loader, epochs=3, optimizer=opt, scheduler=sched, device="cpu", live_plot=False, progress=False
+    )
     assert hist.lr == pytest.approx([0.1, 0.05, 0.025])
     digits = cu.load_dataset("digits", "train", source="offline", limit=256, verbose=False)
     flat = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
@@ -70,11 +83,14 @@ def test_fit_explains_divergence():
         cu.fit(_model(), (X, y), epochs=2, device="cpu", live_plot=False, progress=False)
 
 
-@pytest.mark.parametrize("kwargs, error, message", [
-    ({"epochs": 0}, ValueError, "epochs must be a positive int"),
-    ({"epochs": 1, "scheduler_step": "step"}, ValueError, "'epoch' or 'batch'"),
-    ({"epochs": 1, "batch_size": 0}, ValueError, "batch_size"),
-])
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"epochs": 0}, ValueError, "epochs must be a positive int"),
+        ({"epochs": 1, "scheduler_step": "step"}, ValueError, "'epoch' or 'batch'"),
+        ({"epochs": 1, "batch_size": 0}, ValueError, "batch_size"),
+    ],
+)
 def test_fit_rejects_bad_arguments(kwargs, error, message):
     with pytest.raises(error, match=message):
         cu.fit(_model(), _blobs(), device="cpu", live_plot=False, progress=False, **kwargs)
@@ -84,8 +100,14 @@ def test_fit_rejects_bad_data():
     with pytest.raises(TypeError, match="ImageData, an \\(X, y\\) pair"):
         cu.fit(_model(), [[1, 2]], epochs=1, device="cpu", live_plot=False, progress=False)
     with pytest.raises(ValueError, match="X has 10 examples but y has 9"):
-        cu.fit(_model(), (torch.zeros(10, 2), torch.zeros(9, dtype=torch.long)), epochs=1, device="cpu",
-               live_plot=False, progress=False)
+        cu.fit(
+            _model(),
+            (torch.zeros(10, 2), torch.zeros(9, dtype=torch.long)),
+            epochs=1,
+            device="cpu",
+            live_plot=False,
+            progress=False,
+        )
     with pytest.raises(TypeError, match="two tensors"):
         cu.fit(_model(), ([0.0], [1]), epochs=1, device="cpu", live_plot=False, progress=False)
 
@@ -118,8 +140,16 @@ def test_a_callback_returning_true_stops_training():
         seen.append(epoch)
         return history.train_acc[-1] > 0.5
 
-    hist = cu.fit(_model(), _blobs(), epochs=50, lr=0.02, device="cpu", live_plot=False, progress=False,
-                  callbacks=[stop_when_accurate])
+    hist = cu.fit(
+        _model(),
+        _blobs(),
+        epochs=50,
+        lr=0.02,
+        device="cpu",
+        live_plot=False,
+        progress=False,
+        callbacks=[stop_when_accurate],
+    )
     assert hist.epochs == len(seen) < 50
 
 
@@ -130,8 +160,9 @@ def test_augmentation_follows_the_fit_seed():
     def run():
         torch.manual_seed(0)
         model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 10))
-        return cu.fit(model, (X, y), epochs=2, augment="crop_flip", device="cpu", live_plot=False,
-                      progress=False, seed=5).train_loss
+        return cu.fit(
+            model, (X, y), epochs=2, augment="crop_flip", device="cpu", live_plot=False, progress=False, seed=5
+        ).train_loss
 
     torch.manual_seed(123)
     first = run()
@@ -144,11 +175,13 @@ def test_outside_jupyter_fit_prints_one_plain_line_per_epoch():
     import subprocess
     import sys
 
-    code = ("import torch, course_utils as cu\n"
-            "from torch import nn\n"
-            "torch.manual_seed(0)\n"
-            "X, y = torch.randn(300, 2), torch.randint(0, 3, (300,))\n"
-            "cu.fit(nn.Linear(2, 3), (X, y), val=(X[:60], y[:60]), epochs=4, batch_size=16, device='cpu')\n")
+    code = (
+        "import torch, course_utils as cu\n"
+        "from torch import nn\n"
+        "torch.manual_seed(0)\n"
+        "X, y = torch.randn(300, 2), torch.randint(0, 3, (300,))\n"
+        "cu.fit(nn.Linear(2, 3), (X, y), val=(X[:60], y[:60]), epochs=4, batch_size=16, device='cpu')\n"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr

@@ -6,6 +6,7 @@ The convention (CONTRIBUTING.md, "Try it"): right after a Try-it markdown cell c
 ``"jupyter": {"source_hidden": true, "outputs_hidden": true}`` (collapsed in JupyterLab; nbval still executes it,
 so the answers are run by the lecture's notebook test). The scan is generic: it applies to every notebook in ``lectures/``.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,34 +43,45 @@ def try_it_problems(cells: list[dict]) -> list[str]:
         if cell["cell_type"] != "markdown" or not (match := TRY_IT.search(text)):
             continue
         if HEADING.search(text, match.end()):
-            problems.append(f"cell {index}: a heading follows the Try it in the same cell; split the cell so that"
-                            " the hint and the answer can come between the Try it and the next section")
+            problems.append(
+                f"cell {index}: a heading follows the Try it in the same cell; split the cell so that"
+                " the hint and the answer can come between the Try it and the next section"
+            )
             continue
         hint = answer = False
-        for follower in cells[index + 1:]:
+        for follower in cells[index + 1 :]:
             body = _source(follower)
             if follower["cell_type"] == "markdown" and (HEADING.search(body) or TRY_IT.search(body)):
                 break
             hint = hint or (follower["cell_type"] == "markdown" and bool(HINT.search(body)))
-            answer = answer or _is_answer_code(follower) or (
-                follower["cell_type"] == "markdown" and bool(ANSWER.search(body)))
+            answer = (
+                answer
+                or _is_answer_code(follower)
+                or (follower["cell_type"] == "markdown" and bool(ANSWER.search(body)))
+            )
         if not (hint and answer):
             missing = " and ".join(name for name, ok in (("Hint", hint), ("Answer", answer)) if not ok)
-            line = text[match.start():].strip().splitlines()[0][:60]
-            problems.append(f"cell {index} ({line!r}): missing {missing} before the next "
-                            "heading or Try it; add <details><summary>Hint</summary>/<summary>Answer</summary> "
-                            f"blocks or a code cell tagged {ANSWER_TAG!r}")
+            line = text[match.start() :].strip().splitlines()[0][:60]
+            problems.append(
+                f"cell {index} ({line!r}): missing {missing} before the next "
+                "heading or Try it; add <details><summary>Hint</summary>/<summary>Answer</summary> "
+                f"blocks or a code cell tagged {ANSWER_TAG!r}"
+            )
     for index, cell in enumerate(cells):
         text = _source(cell)
         if _is_answer_code(cell):
             hidden = cell.get("metadata", {}).get("jupyter", {})
             if not (hidden.get("source_hidden") and hidden.get("outputs_hidden")):
-                problems.append(f"cell {index}: a {ANSWER_TAG} cell needs metadata "
-                                '"jupyter": {"source_hidden": true, "outputs_hidden": true} so that it stays '
-                                "collapsed until opened")
+                problems.append(
+                    f"cell {index}: a {ANSWER_TAG} cell needs metadata "
+                    '"jupyter": {"source_hidden": true, "outputs_hidden": true} so that it stays '
+                    "collapsed until opened"
+                )
             if re.search(r"\brecord\(", text):
-                problems.append(f"cell {index}: a {ANSWER_TAG} cell must not call record(...); "
-                                "recorded numbers belong to the lecture, not to the answers")
+                problems.append(
+                    f"cell {index}: a {ANSWER_TAG} cell must not call record(...); "
+                    "recorded numbers belong to the lecture, not to the answers"
+                )
         if cell["cell_type"] == "markdown" and text.count("<details>") != text.count("</details>"):
             problems.append(f"cell {index}: unbalanced <details> ... </details>")
     return problems

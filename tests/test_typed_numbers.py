@@ -6,6 +6,7 @@ references) that appear nowhere in the notebook's code. Small integers (counts s
 digits) and years are ignored. What remains must be a quotation with a source (the slides, a paper, a published
 benchmark) or a parameter a "Try it" asks the student to set, and is listed in ``QUOTED`` with the reason.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,9 @@ QUOTED: dict[str, dict[str, str]] = {
     "L04_double_descent": {
         "31": "a Try it: the number of coefficients of that degree-30 polynomial",
     },
-    "L08_cnn_architectures": {"1.2": "ImageNet's size (about 1.2 million training photographs), a fact about the data set"},
+    "L08_cnn_architectures": {
+        "1.2": "ImageNet's size (about 1.2 million training photographs), a fact about the data set"
+    },
     "L09_fast_training_loops": {
         "55": "published anchor: d2l.ai's LeNet loop, about 55 thousand examples per second",
         "94": "published anchor: airbench's 94% CIFAR-10 accuracy",
@@ -71,13 +74,23 @@ def test_no_typed_numbers(notebook):
     unexplained = [(i, n) for i, n in typed_numbers(notebook) if n not in allowed]
     assert not unexplained, (
         f"{notebook.name}: numbers typed in markdown that no code produces (cell, number): {unexplained}. "
-        "Print them from code, or, for a quotation with a source, add them to QUOTED with the reason.")
+        "Print them from code, or, for a quotation with a source, add them to QUOTED with the reason."
+    )
 
 
 def test_scan_finds_a_typed_result(tmp_path):
-    nb = {"cells": [{"cell_type": "code", "source": ["acc = 0.5\n", "print(acc)"]},
-                    {"cell_type": "markdown", "source": ["The model reaches 97.3% ($x = 12.5$) after `lr = 0.25`, ",
-                                                         "see section 4.3; in 2012 three layers."]}]}
+    nb = {
+        "cells": [
+            {"cell_type": "code", "source": ["acc = 0.5\n", "print(acc)"]},
+            {
+                "cell_type": "markdown",
+                "source": [
+                    "The model reaches 97.3% ($x = 12.5$) after `lr = 0.25`, ",
+                    "see section 4.3; in 2012 three layers.",
+                ],
+            },
+        ]
+    }
     path = tmp_path / "L99.ipynb"
     path.write_text(json.dumps(nb))
     assert typed_numbers(path) == [(1, "97.3")]

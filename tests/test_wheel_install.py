@@ -12,6 +12,7 @@ are already installed (tests/colab_like_env.py), and then, from a folder outside
   that *uses* the demo (the setup cell, the import and everything the demo's first use needs); the
   full notebooks run under nbval in ``make test``.
 """
+
 from __future__ import annotations
 
 import json
@@ -20,7 +21,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from colab_like_env import ROOT, build_wheel, clean_environ, env_site_packages, make_env
 
 # One lecture per module of course_utils/demos (a test below checks that none is forgotten).
@@ -99,8 +99,14 @@ def test_wheel_installs_without_editable_mode_and_runs_the_demo_lectures(tmp_pat
     wheel = build_wheel(tmp_path / "wheel")
     python = make_env(tmp_path / "env")
     report = tmp_path / "pip-report.json"
-    install = subprocess.run([str(python), "-m", "pip", "install", "--report", str(report), str(wheel)],
-                             capture_output=True, text=True, timeout=300, cwd=tmp_path, env=clean_environ())
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--report", str(report), str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=clean_environ(),
+    )
     assert install.returncode == 0, install.stdout + install.stderr
     installed = [item["metadata"]["name"] for item in json.loads(report.read_text())["install"]]
     assert installed == ["course-utils"], f"pip installed more than course-utils: {installed}"
@@ -113,10 +119,21 @@ def test_wheel_installs_without_editable_mode_and_runs_the_demo_lectures(tmp_pat
         target.write_text((ROOT / lecture).read_text())
         jobs.append({"path": str(target), "last_cell": _first_use(nbformat.read(target, as_version=4).cells, module)})
     site = env_site_packages(python)
-    env = clean_environ(COURSE_FAST="1", COURSE_OFFLINE="1", COURSE_RECORD_DIR=str(tmp_path / "records"),
-                        MPLBACKEND="Agg", PYDEVD_DISABLE_FILE_VALIDATION="1")
-    run = subprocess.run([str(python), "-c", DRIVER, str(ROOT), str(site), json.dumps(jobs)],
-                         capture_output=True, text=True, timeout=540, cwd=work, env=env)
+    env = clean_environ(
+        COURSE_FAST="1",
+        COURSE_OFFLINE="1",
+        COURSE_RECORD_DIR=str(tmp_path / "records"),
+        MPLBACKEND="Agg",
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
+    run = subprocess.run(
+        [str(python), "-c", DRIVER, str(ROOT), str(site), json.dumps(jobs)],
+        capture_output=True,
+        text=True,
+        timeout=540,
+        cwd=work,
+        env=env,
+    )
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-6000:]}"
     modules = json.loads(run.stdout.split("MODULES ", 1)[1].splitlines()[0])
     assert {f"course_utils.demos.{m}" for m in DEMO_LECTURES} <= set(modules)

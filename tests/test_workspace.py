@@ -1,4 +1,5 @@
 """tools.workspace: the student's own copy of the course (my-work/) that `make lab` opens."""
+
 import subprocess
 from pathlib import Path
 
@@ -34,14 +35,14 @@ def test_first_run_copies_the_course_and_later_runs_copy_only_what_is_new(tmp_pa
 def test_work_is_never_overwritten_and_unchanged_copies_follow_the_course(tmp_path):
     course, work = _course(tmp_path / "course"), tmp_path / "my-work"
     workspace.sync(work, course)
-    (work / "lectures" / "L00.ipynb").write_text("L00 v1 + my answers")       # the student's work
-    (course / "lectures" / "L00.ipynb").write_text("L00 v2")                  # both change in the course
+    (work / "lectures" / "L00.ipynb").write_text("L00 v1 + my answers")  # the student's work
+    (course / "lectures" / "L00.ipynb").write_text("L00 v2")  # both change in the course
     (course / "lectures" / "L01.ipynb").write_text("L01 v2")
     report = workspace.sync(work, course)
     assert (work / "lectures" / "L00.ipynb").read_text() == "L00 v1 + my answers"
     assert report.updated_in_course == ["lectures/L00.ipynb"]
     assert "lectures/L00.ipynb" in report.summary() and "rename your copy" in report.summary()
-    assert (work / "lectures" / "L01.ipynb").read_text() == "L01 v2"          # never touched by the student
+    assert (work / "lectures" / "L01.ipynb").read_text() == "L01 v2"  # never touched by the student
     assert report.refreshed == ["lectures/L01.ipynb"]
     # the documented way to get the new version next to your own: rename yours, run again
     (work / "lectures" / "L00.ipynb").rename(work / "lectures" / "L00_mine.ipynb")
@@ -69,8 +70,13 @@ def test_a_file_in_the_way_is_named(tmp_path):
 
 
 def test_git_ignores_the_work_folder():
-    result = subprocess.run(["git", "check-ignore", "--no-index", "-q", f"{workspace.DEFAULT_DEST}/lectures/L00.ipynb"],
-                            cwd=ROOT, capture_output=True, text=True, check=False)
+    result = subprocess.run(
+        ["git", "check-ignore", "--no-index", "-q", f"{workspace.DEFAULT_DEST}/lectures/L00.ipynb"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, f"{workspace.DEFAULT_DEST}/ is not in .gitignore"
 
 

@@ -20,6 +20,7 @@ different one is kept unless ``--force``, and with ``--force`` it is first copie
 ``nbgrader_work/collect-backups/<time>/``. Everything printed is also appended to
 ``nbgrader_work/collect.log``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -85,10 +86,10 @@ class Candidate:
 
     path: Path
     student: str
-    notebook: str                   # the release notebook it is for
-    by_name: bool                   # its name says which notebook it is (or it is <student>.ipynb)
+    notebook: str  # the release notebook it is for
+    by_name: bool  # its name says which notebook it is (or it is <student>.ipynb)
     mtime: float = 0.0
-    executed: float | None = None   # last execution recorded inside it
+    executed: float | None = None  # last execution recorded inside it
     digest: str = ""
     readable: bool = True
 
@@ -139,8 +140,9 @@ def _candidates(assignment: str, releases: list[str], downloads: Path, result: C
         else:
             continue
         if not STUDENT_ID.fullmatch(student):
-            result.say(f"SKIPPED    {entry.name}: a student id may hold letters, digits and _.@+- only; "
-                       "rename it", True)
+            result.say(
+                f"SKIPPED    {entry.name}: a student id may hold letters, digits and _.@+- only; rename it", True
+            )
             continue
         if not files:
             result.say(f"SKIPPED    {entry.name}/: holds no .ipynb file", True)
@@ -150,17 +152,19 @@ def _candidates(assignment: str, releases: list[str], downloads: Path, result: C
             stem = normalise_name(f.stem)
             if stem in releases:
                 named.append(Candidate.read(f, student, stem, True))
-            elif loose and single:      # <student>.ipynb: the documented form for one-notebook assignments
+            elif loose and single:  # <student>.ipynb: the documented form for one-notebook assignments
                 named.append(Candidate.read(f, student, single, True))
             else:
                 unnamed.append(f)
         for f in unnamed:
-            if single:   # perhaps renamed by the student: used only if nothing is named after the release
+            if single:  # perhaps renamed by the student: used only if nothing is named after the release
                 named.append(Candidate.read(f, student, single, False))
             else:
-                result.say(f"IGNORED    '{f.relative_to(downloads)}': its name does not say which notebook of "
-                           f"{assignment} it is ({', '.join(r + '.ipynb' for r in releases)}); rename it to use it",
-                           True)
+                result.say(
+                    f"IGNORED    '{f.relative_to(downloads)}': its name does not say which notebook of "
+                    f"{assignment} it is ({', '.join(r + '.ipynb' for r in releases)}); rename it to use it",
+                    True,
+                )
         for cand in named:
             found.setdefault((student, cand.notebook), []).append(cand)
     # a renamed notebook loses to any notebook named after the release (from <student>.ipynb or the folder)
@@ -168,8 +172,11 @@ def _candidates(assignment: str, releases: list[str], downloads: Path, result: C
         if any(c.by_name for c in cands):
             for c in [c for c in cands if not c.by_name]:
                 cands.remove(c)
-                result.say(f"IGNORED    '{c.path.relative_to(downloads)}': {key[0]} also handed in a notebook named "
-                           f"{key[1]}.ipynb; rename this one to use it", True)
+                result.say(
+                    f"IGNORED    '{c.path.relative_to(downloads)}': {key[0]} also handed in a notebook named "
+                    f"{key[1]}.ipynb; rename this one to use it",
+                    True,
+                )
     return found
 
 
@@ -194,8 +201,9 @@ def choose(cands: list[Candidate]) -> tuple[Candidate | None, str]:
     return None, "same modification time, different contents, nothing recorded says which is newer"
 
 
-def collect(assignment: str, releases: list[str], downloads: Path, submitted: Path, work: Path,
-            force: bool = False) -> CollectResult:
+def collect(
+    assignment: str, releases: list[str], downloads: Path, submitted: Path, work: Path, force: bool = False
+) -> CollectResult:
     """Copy the newest hand-in of every (student, notebook) into ``submitted/<student>/<assignment>/``."""
     if not downloads.is_dir():
         raise FileNotFoundError(f"{downloads} is not a folder of downloaded notebooks.")
@@ -208,41 +216,61 @@ def collect(assignment: str, releases: list[str], downloads: Path, submitted: Pa
         if best is not None and not any(c.by_name for c in cands) and len({c.digest for c in cands}) > 1:
             best, why = None, "none is named after the notebook, so their names do not say which is the hand-in"
         if best is None:
-            result.say(f"AMBIGUOUS  {label}: {len(cands)} candidates, {why}: "
-                       + "; ".join(c.describe(downloads) for c in cands)
-                       + ". Nothing collected: remove the files you do not want from the downloads and rerun.", True)
+            result.say(
+                f"AMBIGUOUS  {label}: {len(cands)} candidates, {why}: "
+                + "; ".join(c.describe(downloads) for c in cands)
+                + ". Nothing collected: remove the files you do not want from the downloads and rerun.",
+                True,
+            )
             continue
         if len(cands) > 1:
             others = [c for c in cands if c is not best]
-            result.say(f"CHOSE      {label}: {best.describe(downloads)} out of {len(cands)} candidates ({why}); "
-                       "not used: " + "; ".join(c.describe(downloads) for c in others))
+            result.say(
+                f"CHOSE      {label}: {best.describe(downloads)} out of {len(cands)} candidates ({why}); "
+                "not used: " + "; ".join(c.describe(downloads) for c in others)
+            )
         if not best.readable:
-            result.say(f"WARNING    {label}: {best.describe(downloads)} is not a readable notebook; "
-                       "`check` will report it", True)
+            result.say(
+                f"WARNING    {label}: {best.describe(downloads)} is not a readable notebook; `check` will report it",
+                True,
+            )
         if dest.exists():
             if hashlib.sha256(dest.read_bytes()).hexdigest() == best.digest:
                 result.say(f"UNCHANGED  {label}: already collected from {best.describe(downloads)}")
                 continue
             older = dest.stat().st_mtime > best.mtime + MTIME_TOLERANCE_S
             if not force:
-                result.say(f"REFUSED    {label}: submitted/ already holds a different notebook"
-                           + (" that is NEWER than " if older else " than ") + best.describe(downloads)
-                           + "; rerun with --force to replace it (the old one is backed up first)", True)
+                result.say(
+                    f"REFUSED    {label}: submitted/ already holds a different notebook"
+                    + (" that is NEWER than " if older else " than ")
+                    + best.describe(downloads)
+                    + "; rerun with --force to replace it (the old one is backed up first)",
+                    True,
+                )
                 continue
             backup = work / "collect-backups" / stamp / student / assignment / dest.name
             backup.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(dest, backup)
-            result.say(f"REPLACED   {label}: previous version backed up to {backup}"
-                       + ("; WARNING: the replaced notebook was newer" if older else ""))
+            result.say(
+                f"REPLACED   {label}: previous version backed up to {backup}"
+                + ("; WARNING: the replaced notebook was newer" if older else "")
+            )
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(best.path, dest)
         result.say(f"COLLECTED  {label} <- {best.describe(downloads)}")
     if not result.lines:
         result.say(f"nothing to collect in {downloads}")
-    result.say(f"{sum(1 for line in result.lines if line.startswith('COLLECTED'))} notebooks collected, "
-               f"{result.problems} problem(s)" + (" to look at (exit code 1)" if result.problems else ""))
+    result.say(
+        f"{sum(1 for line in result.lines if line.startswith('COLLECTED'))} notebooks collected, "
+        f"{result.problems} problem(s)" + (" to look at (exit code 1)" if result.problems else "")
+    )
     work.mkdir(parents=True, exist_ok=True)
     with open(work / "collect.log", "a", encoding="utf-8") as log:
-        log.write(f"# {time.strftime('%Y-%m-%d %H:%M:%S')} collect {assignment} {downloads}"
-                  + (" --force" if force else "") + "\n" + "\n".join(result.lines) + "\n")
+        log.write(
+            f"# {time.strftime('%Y-%m-%d %H:%M:%S')} collect {assignment} {downloads}"
+            + (" --force" if force else "")
+            + "\n"
+            + "\n".join(result.lines)
+            + "\n"
+        )
     return result

@@ -20,6 +20,7 @@ feedback filter), and for nbgrader's region markers. Any hit: the tree is remove
 keeps it for a look) and the command exits 1. DEST may be an existing clone of the student repository:
 everything in it except ``.git/`` is replaced, so ``git status`` there shows exactly what changed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,12 +43,12 @@ STUDENT_PATHS = (
     ("assignments", True),
     ("course_utils", True),
     ("tools/__init__.py", False),
-    ("tools/workspace.py", False),    # `make lab` copies the course into the student's my-work/
+    ("tools/workspace.py", False),  # `make lab` copies the course into the student's my-work/
     ("pyproject.toml", True),
     ("environment.yml", False),
-    (".ci/constraints.txt", False),   # the Makefile installs with these pins
+    (".ci/constraints.txt", False),  # the Makefile installs with these pins
     (".gitignore", False),
-    ("conftest.py", False),           # `make test`: the notebooks in fast, offline mode
+    ("conftest.py", False),  # `make test`: the notebooks in fast, offline mode
     ("LICENSE", False),
     ("LICENSE.md", False),
     ("LICENSE.txt", False),
@@ -56,19 +57,38 @@ STUDENT_PATHS = (
 )
 SKIPPED_NAMES = ("__pycache__", "*.pyc", ".ipynb_checkpoints", "*.egg-info", ".DS_Store")
 # What must never be in the student tree, whatever STUDENT_PATHS says (checked after copying).
-FORBIDDEN = ("solutions", "tests", "docs", "nbgrader_config.py", "gradebook.db", "submitted", "autograded",
-             "feedback", "nbgrader_work", "tools/grading.py", "tools/release.py", "tools/markers.py",
-             "tools/autograde", "tools/mutation.py", "tools/collect.py", "tools/distribute.py")
+FORBIDDEN = (
+    "solutions",
+    "tests",
+    "docs",
+    "nbgrader_config.py",
+    "gradebook.db",
+    "submitted",
+    "autograded",
+    "feedback",
+    "nbgrader_work",
+    "tools/grading.py",
+    "tools/release.py",
+    "tools/markers.py",
+    "tools/autograde",
+    "tools/mutation.py",
+    "tools/collect.py",
+    "tools/distribute.py",
+)
 # Makefile targets that need the instructor repository (solutions/, nbgrader, the test suite's tools).
 INSTRUCTOR_TARGETS = ("release", "lock", "test-latest", "lab-instructor", "student-dist")
 INSTRUCTOR_HEADINGS = re.compile(r"instructor|contributor|grading", re.IGNORECASE)
-INSTRUCTOR_TEXT = re.compile(r"solutions/|docs/instructors|tools\.(release|notebooks|grading|distribute)|"
-                             r"make (release|lock|lab-instructor|test-latest)|nbgrader|CONTRIBUTING", re.IGNORECASE)
+INSTRUCTOR_TEXT = re.compile(
+    r"solutions/|docs/instructors|tools\.(release|notebooks|grading|distribute)|"
+    r"make (release|lock|lab-instructor|test-latest)|nbgrader|CONTRIBUTING",
+    re.IGNORECASE,
+)
 
 
 # ------------------------------------------------------------------------------------------------
 # Student versions of README.md, the Makefile and pyproject.toml
 # ------------------------------------------------------------------------------------------------
+
 
 def _sentences(paragraph: str) -> list[str]:
     return re.split(r"(?<=[.!?])\s+(?=[A-Z`*(\[])", paragraph)
@@ -90,13 +110,18 @@ def student_readme(text: str, removed: set[str]) -> str:
     for paragraph in "".join(blocks).split("\n\n"):
         if paragraph.lstrip().startswith("```"):
             # layout listings: drop the lines that name a folder or file the students do not get
-            out.append("\n".join(ln for ln in paragraph.split("\n") if not re.match(r"^([\w.-]+/?)\s{2,}", ln)
-                                 or ln.split()[0].rstrip("/") not in removed))
+            out.append(
+                "\n".join(
+                    ln
+                    for ln in paragraph.split("\n")
+                    if not re.match(r"^([\w.-]+/?)\s{2,}", ln) or ln.split()[0].rstrip("/") not in removed
+                )
+            )
         elif not INSTRUCTOR_TEXT.search(paragraph):
             out.append(paragraph)
-        elif paragraph.lstrip().startswith(("|", "-", "*")):   # a table or list: drop the instructor rows
+        elif paragraph.lstrip().startswith(("|", "-", "*")):  # a table or list: drop the instructor rows
             out.append("\n".join(ln for ln in paragraph.split("\n") if not INSTRUCTOR_TEXT.search(ln)))
-        else:   # prose: drop the sentences about instructor tools
+        else:  # prose: drop the sentences about instructor tools
             kept = " ".join(s for s in _sentences(paragraph.replace("\n", " ")) if not INSTRUCTOR_TEXT.search(s))
             if kept.strip():
                 out.append(_wrap(kept))
@@ -105,6 +130,7 @@ def student_readme(text: str, removed: set[str]) -> str:
     def unlink(match: re.Match) -> str:  # [text](left-out/path) -> text
         target = match.group(2).split("#")[0]
         return match.group(1) if target and target.split("/")[0] in removed else match.group(0)
+
     result = re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", unlink, result)
     return result.rstrip("\n") + "\n"
 
@@ -149,24 +175,32 @@ def student_pyproject(text: str, removed: set[str]) -> str:
     public = settings.get("student_repository") or settings.get("repository", "")
 
     def course(match: re.Match) -> str:
-        return ("[tool.course]\n# The public student repository (generated from the instructors' repository by\n"
-                f"# tools.distribute; edit there, not here).\nrepository = \"{public}\"\n"
-                f"branch = \"{settings.get('branch', 'main')}\"\n")
+        return (
+            "[tool.course]\n# The public student repository (generated from the instructors' repository by\n"
+            f'# tools.distribute; edit there, not here).\nrepository = "{public}"\n'
+            f'branch = "{settings.get("branch", "main")}"\n'
+        )
+
     text = re.sub(r"(?ms)^\[tool\.course\]\n.*?(?=^\[|\Z)", lambda m: course(m) + "\n", text)
 
     def testpaths(match: re.Match) -> str:
         paths = [p for p in re.findall(r'"([^"]+)"', match.group(1)) if p.split("/")[0] not in removed]
         return "testpaths = [" + ", ".join(f'"{p}"' for p in paths) + "]"
+
     return re.sub(r"(?m)^testpaths\s*=\s*\[([^\]]*)\]", testpaths, text)
 
 
-TRANSFORMS = {"README.md": student_readme, "Makefile": lambda text, removed: student_makefile(text),
-              "pyproject.toml": student_pyproject}
+TRANSFORMS = {
+    "README.md": student_readme,
+    "Makefile": lambda text, removed: student_makefile(text),
+    "pyproject.toml": student_pyproject,
+}
 
 
 # ------------------------------------------------------------------------------------------------
 # Building and scanning the tree
 # ------------------------------------------------------------------------------------------------
+
 
 def _skipped(path: Path) -> bool:
     return any(fnmatch.fnmatch(part, pattern) for part in path.parts for pattern in SKIPPED_NAMES)
@@ -188,16 +222,21 @@ def plan(root: Path = ROOT, assignments: list[str] | None = None) -> list[Path]:
                 raise FileNotFoundError(f"{src} is missing; the student distribution needs it.")
             continue
         if src.is_dir():
-            files += sorted(p.relative_to(root) for p in src.rglob("*")
-                            if p.is_file() and not _skipped(p.relative_to(root))
-                            and not (rel == "assignments" and assignments is not None
-                                     and p.relative_to(src).parts[0] not in assignments))
+            files += sorted(
+                p.relative_to(root)
+                for p in src.rglob("*")
+                if p.is_file()
+                and not _skipped(p.relative_to(root))
+                and not (
+                    rel == "assignments" and assignments is not None and p.relative_to(src).parts[0] not in assignments
+                )
+            )
         else:
             files.append(Path(rel))
     return files
 
 
-LONG_SECRET = 30   # canonical characters: secrets at least this long are also found inside longer lines
+LONG_SECRET = 30  # canonical characters: secrets at least this long are also found inside longer lines
 
 
 def _source_lines(path: Path) -> list[str]:
@@ -209,7 +248,7 @@ def _source_lines(path: Path) -> list[str]:
     return path.read_text(encoding="utf-8", errors="replace").split("\n")
 
 
-_PRIVATE_NAME = re.compile(r"(?<![\w.])_[A-Za-z]\w*")   # hidden tests use _underscore names
+_PRIVATE_NAME = re.compile(r"(?<![\w.])_[A-Za-z]\w*")  # hidden tests use _underscore names
 
 
 def public_text(root: Path = ROOT, assignments: list[str] | None = None) -> tuple[set[str], str]:
@@ -259,7 +298,7 @@ def scan(dest: Path, root: Path = ROOT, assignments: list[str] | None = None) ->
         rel = path.relative_to(dest).as_posix()
         text = path.read_bytes().decode("utf-8", errors="replace")
         lines = text.split("\n")
-        if path.suffix == ".ipynb":   # what students see: sources and outputs, JSON escapes undone
+        if path.suffix == ".ipynb":  # what students see: sources and outputs, JSON escapes undone
             try:
                 nb = nbformat.reads(text, as_version=4)
                 lines = [ln for c in nb.cells for ln in c.source.split("\n")] + nbformat.writes(nb).split("\n")
@@ -303,17 +342,22 @@ def build(dest: Path, root: Path = ROOT, keep: bool = False, assignments: list[s
     publish them one at a time as the term goes on."""
     dest, root = dest.resolve(), root.resolve()
     if dest == root or root in dest.parents:
-        raise ValueError(f"{dest} is inside the instructor repository {root}; choose a folder outside it "
-                         "(for example a clone of the student repository next to this one).")
+        raise ValueError(
+            f"{dest} is inside the instructor repository {root}; choose a folder outside it "
+            "(for example a clone of the student repository next to this one)."
+        )
     if dest.exists() and any(dest.iterdir()) and not (dest / ".git").exists():
-        raise ValueError(f"{dest} exists and is not empty (and not a git clone); give a new folder or a clone "
-                         "of the student repository.")
+        raise ValueError(
+            f"{dest} exists and is not empty (and not a git clone); give a new folder or a clone "
+            "of the student repository."
+        )
     from tools import release  # imports nbgrader-free helpers only
 
     stale = release.check_leaks(root)
     if stale:
-        raise ValueError("assignments/ is not a clean release of solutions/ (run `make release` first):\n"
-                         + "\n".join(stale[:20]))
+        raise ValueError(
+            "assignments/ is not a clean release of solutions/ (run `make release` first):\n" + "\n".join(stale[:20])
+        )
     files = plan(root, assignments)
     dest.mkdir(parents=True, exist_ok=True)
     _clear(dest)
@@ -337,12 +381,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.distribute", description=__doc__.split("\n\n")[0])
     parser.add_argument("dest", type=Path, help="new folder, or a clone of the student repository")
     parser.add_argument("--root", type=Path, default=ROOT, help="instructor course folder (default: this one)")
-    parser.add_argument("--assignments", nargs="+", metavar="NAME",
-                        help="publish only these released assignments (default: all; see docs/instructors.md)")
+    parser.add_argument(
+        "--assignments",
+        nargs="+",
+        metavar="NAME",
+        help="publish only these released assignments (default: all; see docs/instructors.md)",
+    )
     parser.add_argument("--list", action="store_true", help="only list the files the distribution would hold")
     parser.add_argument("--keep", action="store_true", help="keep the tree even if the leak scan finds something")
-    parser.add_argument("--overlap", action="store_true",
-                        help="list the solution/hidden-test lines that lectures, course_utils or releases also show")
+    parser.add_argument(
+        "--overlap",
+        action="store_true",
+        help="list the solution/hidden-test lines that lectures, course_utils or releases also show",
+    )
     args = parser.parse_args(argv)
     if args.list:
         for rel in plan(args.root.resolve(), args.assignments):
@@ -360,11 +411,15 @@ def main(argv: list[str] | None = None) -> int:
     for problem in result.problems:
         print("LEAK", problem)
     if result.problems:
-        print(f"\nNOT SAFE TO PUBLISH: {len(result.problems)} problem(s); "
-              + ("the tree was kept for inspection." if args.keep else f"{result.dest} was emptied again."))
+        print(
+            f"\nNOT SAFE TO PUBLISH: {len(result.problems)} problem(s); "
+            + ("the tree was kept for inspection." if args.keep else f"{result.dest} was emptied again.")
+        )
         return 1
-    print(f"wrote {len(result.files)} files to {result.dest}; leak scan clean (no solution, hidden test or marker).\n"
-          "Publish it: cd there, git add -A, git commit, git push to the student repository (docs/instructors.md).")
+    print(
+        f"wrote {len(result.files)} files to {result.dest}; leak scan clean (no solution, hidden test or marker).\n"
+        "Publish it: cd there, git add -A, git commit, git push to the student repository (docs/instructors.md)."
+    )
     return 0
 
 

@@ -19,6 +19,7 @@ similarity), restores locked cells, drops duplicated ids and re-inserts deleted 
 This module also holds the nbgrader plug-ins that ``nbgrader_config.py`` installs: ``HideHiddenTests``
 (feedback never shows hidden tests) and ``LimitOutputChars`` (a huge print cannot bloat the gradebook).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,8 @@ from tools.markers import (  # noqa: F401 (re-exported)
 from tools.markers import split_hidden as _split_hidden
 
 ROOT = Path(__file__).resolve().parents[1]
-CELL_TIMEOUT_S = 120          # per cell, while autograding (fast mode needs a few seconds per cell)
-MAX_OUTPUT_CHARS = 20_000     # per output, in the autograded notebook and in the feedback
+CELL_TIMEOUT_S = 120  # per cell, while autograding (fast mode needs a few seconds per cell)
+MAX_OUTPUT_CHARS = 20_000  # per output, in the autograded notebook and in the feedback
 HIDDEN_NOTE = "# (hidden tests: the grader ran further checks here; they are not shown)"
 
 
@@ -63,17 +64,20 @@ HIDDEN_NOTE = "# (hidden tests: the grader ran further checks here; they are not
 # nbgrader plug-ins (referenced from nbgrader_config.py)
 # ================================================================================================
 
+
 def _truncate(text: str, limit: int) -> str:
     if limit < 0 or len(text) <= limit:
         return text
-    head, tail = text[: limit // 2], text[-limit // 4:]
+    head, tail = text[: limit // 2], text[-limit // 4 :]
     return f"{head}\n... [{len(text) - len(head) - len(tail):,} characters cut by the grader] ...\n{tail}"
 
 
 def _limit_outputs(cell, limit: int) -> None:
     for output in cell.get("outputs", []):
         if output.get("output_type") == "stream":
-            output["text"] = _truncate("".join(output["text"]) if isinstance(output["text"], list) else output["text"], limit)
+            output["text"] = _truncate(
+                "".join(output["text"]) if isinstance(output["text"], list) else output["text"], limit
+            )
         elif output.get("output_type") in ("execute_result", "display_data"):
             for mime, value in list(output.get("data", {}).items()):
                 if isinstance(value, str) and (mime.startswith("text/") or mime.endswith("json")):
@@ -85,7 +89,9 @@ def _limit_outputs(cell, limit: int) -> None:
 class LimitOutputChars(NbGraderPreprocessor):
     """Autograde step: cut every text output to ``max_chars`` (nbgrader's LimitOutput only counts lines)."""
 
-    max_chars = Integer(MAX_OUTPUT_CHARS, help="longest text output kept, in characters (-1: no limit)").tag(config=True)
+    max_chars = Integer(MAX_OUTPUT_CHARS, help="longest text output kept, in characters (-1: no limit)").tag(
+        config=True
+    )
 
     def preprocess_cell(self, cell, resources, index):
         if cell.cell_type == "code":
@@ -105,6 +111,7 @@ def split_hidden(source: str, note: str = HIDDEN_NOTE) -> tuple[str, set[int]]:
 # ------------------------------------------------------------------------------------------------
 # Hidden-test source in outputs (a cell that prints IPython's `In`, `_ih`, a traceback, ...)
 # ------------------------------------------------------------------------------------------------
+
 
 def _instructor_cells(nb) -> dict:
     """The cells of an autograded notebook that come from the instructor (locked test and read-only
@@ -172,7 +179,7 @@ class HideHiddenTests(NbGraderPreprocessor):
             return cell, resources
         _limit_outputs(cell, self.max_output_chars)
         scanner = self._scanner
-        if scanner is None:   # called on a single cell (tests): its own hidden tests are the secrets
+        if scanner is None:  # called on a single cell (tests): its own hidden tests are the secrets
             scanner = SecretScanner(hidden_test_lines({"cells": [cell]}) | {BEGIN_HIDDEN, END_HIDDEN})
         if BEGIN_HIDDEN in cell.source or END_HIDDEN in cell.source:
             cell.source, hidden_lines = split_hidden(cell.source, self.note)
@@ -180,10 +187,16 @@ class HideHiddenTests(NbGraderPreprocessor):
             for output in cell.get("outputs", []):
                 if output.get("output_type") == "error":
                     line = _error_line(output.get("traceback", []))
-                    where = ("raised while the hidden tests ran" if line is None or line in hidden_lines
-                             else "raised by the visible part of this cell")
+                    where = (
+                        "raised while the hidden tests ran"
+                        if line is None or line in hidden_lines
+                        else "raised by the visible part of this cell"
+                    )
                     message = f"{output.get('ename', 'Error')}: {output.get('evalue', '')}".rstrip(": ")
-                    output["traceback"] = [message, f"({where}; the traceback is not shown because this cell has hidden tests)"]
+                    output["traceback"] = [
+                        message,
+                        f"({where}; the traceback is not shown because this cell has hidden tests)",
+                    ]
                 elif output.get("output_type") == "execute_result":
                     continue  # could display a value computed by a hidden test
                 outputs.append(output)
@@ -199,6 +212,7 @@ FEEDBACK_PREPROCESSORS = [GetGrades, HideHiddenTests, CSSHTMLHeaderPreprocessor]
 # ================================================================================================
 # Reading notebooks
 # ================================================================================================
+
 
 def nbgrader_meta(cell) -> dict:
     meta = cell.get("metadata", {}).get("nbgrader")
@@ -223,8 +237,9 @@ def is_locked_cell(cell) -> bool:
 def release_notebooks(assignment: str, root: Path = ROOT) -> dict[str, Path]:
     folder = root / "assignments" / assignment
     if not folder.is_dir():
-        raise FileNotFoundError(f"No released assignment {assignment!r} in {folder.parent}. "
-                                "Run `python -m tools.release` first.")
+        raise FileNotFoundError(
+            f"No released assignment {assignment!r} in {folder.parent}. Run `python -m tools.release` first."
+        )
     notebooks = {p.stem: p for p in sorted(folder.glob("*.ipynb"))}
     if not notebooks:
         raise FileNotFoundError(f"{folder} holds no notebook; run `python -m tools.release`.")
@@ -246,6 +261,7 @@ def _similarity(a: str, b: str) -> float:
 # Matching a submission to its release
 # ================================================================================================
 
+
 @dataclass
 class Issue:
     code: str
@@ -260,11 +276,11 @@ class Issue:
 class Match:
     """Where each graded release cell is in the submission (None: missing)."""
 
-    pairs: dict[int, int | None] = field(default_factory=dict)       # release index -> submission index
-    duplicates: dict[str, list[int]] = field(default_factory=dict)     # grade_id -> unused submission indices
-    unknown_ids: list[int] = field(default_factory=list)               # submission cells with foreign ids
-    relabelled: list[int] = field(default_factory=list)                # release indices matched without metadata
-    ambiguous: list[int] = field(default_factory=list)                 # release indices we dared not match
+    pairs: dict[int, int | None] = field(default_factory=dict)  # release index -> submission index
+    duplicates: dict[str, list[int]] = field(default_factory=dict)  # grade_id -> unused submission indices
+    unknown_ids: list[int] = field(default_factory=list)  # submission cells with foreign ids
+    relabelled: list[int] = field(default_factory=list)  # release indices matched without metadata
+    ambiguous: list[int] = field(default_factory=list)  # release indices we dared not match
 
 
 def match_cells(release_cells: list, submitted_cells: list) -> Match:
@@ -293,8 +309,9 @@ def match_cells(release_cells: list, submitted_cells: list) -> Match:
     def window(i: int) -> tuple[int, int]:
         """Submission indices strictly between the matches of the neighbouring release cells."""
         lo = max((result.pairs[k] for k in graded if k < i and result.pairs.get(k) is not None), default=-1)
-        hi = min((result.pairs[k] for k in graded if k > i and result.pairs.get(k) is not None),
-                 default=len(submitted_cells))
+        hi = min(
+            (result.pairs[k] for k in graded if k > i and result.pairs.get(k) is not None), default=len(submitted_cells)
+        )
         return lo, hi
 
     # pass 2: ids that occur several times (a pasted copy): keep the copy that sits in order and, for
@@ -318,8 +335,13 @@ def match_cells(release_cells: list, submitted_cells: list) -> Match:
         if i in result.pairs or not is_locked_cell(release_cells[i]):
             continue
         lo, hi = window(i)
-        same = [j for j in range(lo + 1, hi) if free(j) and submitted_cells[j].source == release_cells[i].source
-                and submitted_cells[j].cell_type == release_cells[i].cell_type]
+        same = [
+            j
+            for j in range(lo + 1, hi)
+            if free(j)
+            and submitted_cells[j].source == release_cells[i].source
+            and submitted_cells[j].cell_type == release_cells[i].cell_type
+        ]
         if same:
             result.pairs[i] = same[0]
             used.add(same[0])
@@ -363,10 +385,18 @@ def match_cells(release_cells: list, submitted_cells: list) -> Match:
 # Check and repair one notebook
 # ================================================================================================
 
+
 def _describe(cell) -> str:
     m = nbgrader_meta(cell)
-    kind = ("written answer" if m.get("solution") and m.get("grade") else "solution cell" if m.get("solution")
-            else f"test cell ({m.get('points', 0):g} points)" if m.get("grade") else "read-only cell")
+    kind = (
+        "written answer"
+        if m.get("solution") and m.get("grade")
+        else "solution cell"
+        if m.get("solution")
+        else f"test cell ({m.get('points', 0):g} points)"
+        if m.get("grade")
+        else "read-only cell"
+    )
     return f"{kind} '{m.get('grade_id')}'"
 
 
@@ -378,15 +408,28 @@ def diagnose(release_nb, submitted_nb) -> tuple[list[Issue], Match]:
     graded = [i for i, c in enumerate(rcells) if is_graded_cell(c)]
     n_with_meta = sum(1 for c in scells if grade_id(c))
     if n_with_meta == 0:
-        issues.append(Issue("metadata-stripped", "no cell carries nbgrader metadata (cells copied into a new "
-                            "notebook, e.g. a fresh Colab notebook); nbgrader would score it 0 or crash",
-                            repairable=all(match.pairs.get(i) is not None for i in graded)))
+        issues.append(
+            Issue(
+                "metadata-stripped",
+                "no cell carries nbgrader metadata (cells copied into a new "
+                "notebook, e.g. a fresh Colab notebook); nbgrader would score it 0 or crash",
+                repairable=all(match.pairs.get(i) is not None for i in graded),
+            )
+        )
     elif match.relabelled:
         names = ", ".join(grade_id(rcells[i]) for i in match.relabelled)
-        issues.append(Issue("metadata-lost", f"cells lost their nbgrader metadata (copied or recreated): {names}", True))
+        issues.append(
+            Issue("metadata-lost", f"cells lost their nbgrader metadata (copied or recreated): {names}", True)
+        )
     for gid, extra in match.duplicates.items():
-        issues.append(Issue("duplicate-id", f"grade_id '{gid}' appears {len(extra) + 1} times (a pasted copy of a "
-                            "graded cell); nbgrader would fail this submission with a KeyError", True))
+        issues.append(
+            Issue(
+                "duplicate-id",
+                f"grade_id '{gid}' appears {len(extra) + 1} times (a pasted copy of a "
+                "graded cell); nbgrader would fail this submission with a KeyError",
+                True,
+            )
+        )
     if match.unknown_ids:
         ids = sorted({grade_id(scells[j]) for j in match.unknown_ids})
         issues.append(Issue("unknown-id", f"cells with ids the release does not have: {', '.join(ids)}", True))
@@ -398,19 +441,28 @@ def diagnose(release_nb, submitted_nb) -> tuple[list[Issue], Match]:
         if j is None:
             if i in match.ambiguous:
                 continue
-            consequence = ("its points would be lost silently" if nbgrader_meta(rel).get("grade")
-                           else "the student's work for it is missing")
+            consequence = (
+                "its points would be lost silently"
+                if nbgrader_meta(rel).get("grade")
+                else "the student's work for it is missing"
+            )
             issues.append(Issue("missing-cell", f"{_describe(rel)} was deleted; {consequence}", True))
             continue
         sub = scells[j]
         if sub.cell_type != rel.cell_type:
-            issues.append(Issue("cell-type", f"{_describe(rel)} was changed from {rel.cell_type} to {sub.cell_type}", True))
+            issues.append(
+                Issue("cell-type", f"{_describe(rel)} was changed from {rel.cell_type} to {sub.cell_type}", True)
+            )
         if is_locked_cell(rel) and sub.source != rel.source:
-            issues.append(Issue("edited-locked", f"{_describe(rel)} was edited (the grader restores the original)", True))
+            issues.append(
+                Issue("edited-locked", f"{_describe(rel)} was edited (the grader restores the original)", True)
+            )
         rm, sm = nbgrader_meta(rel), nbgrader_meta(sub)
         changed = [k for k in ("grade", "solution", "locked", "points", "task") if sm and rm.get(k) != sm.get(k)]
         if changed:
-            issues.append(Issue("metadata-edited", f"{_describe(rel)} has edited nbgrader fields: {', '.join(changed)}", True))
+            issues.append(
+                Issue("metadata-edited", f"{_describe(rel)} has edited nbgrader fields: {', '.join(changed)}", True)
+            )
     return issues, match
 
 
@@ -435,7 +487,9 @@ def repair_notebook(release_nb, submitted_nb) -> tuple[object, list[str]]:
     rcells, changes = release_nb.cells, []
     dropped = {j for js in match.duplicates.values() for j in js} | set(match.unknown_ids)
     for j in sorted(dropped):
-        changes.append(f"cell {j}: removed duplicated/unknown nbgrader id '{grade_id(nb.cells[j])}' (kept as an ordinary cell)")
+        changes.append(
+            f"cell {j}: removed duplicated/unknown nbgrader id '{grade_id(nb.cells[j])}' (kept as an ordinary cell)"
+        )
         nb.cells[j].metadata.pop("nbgrader", None)
     for i, j in match.pairs.items():
         if j is None:
@@ -487,6 +541,7 @@ def repair_notebook(release_nb, submitted_nb) -> tuple[object, list[str]]:
 # Whole submission folders
 # ================================================================================================
 
+
 @dataclass
 class Finding:
     student: str
@@ -513,8 +568,10 @@ def _read(path: Path):
 def _assignments_in(submitted: Path, only: str | None) -> list[tuple[str, str, Path]]:
     found = []
     if not submitted.is_dir():
-        raise FileNotFoundError(f"No submissions folder {submitted}. Collect the notebooks first "
-                                "(python -m tools.grading collect ASSIGNMENT DOWNLOADS).")
+        raise FileNotFoundError(
+            f"No submissions folder {submitted}. Collect the notebooks first "
+            "(python -m tools.grading collect ASSIGNMENT DOWNLOADS)."
+        )
     for student_dir in sorted(p for p in submitted.iterdir() if p.is_dir() and not p.name.startswith(".")):
         for assignment_dir in sorted(p for p in student_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
             if only is None or assignment_dir.name == only:
@@ -542,24 +599,43 @@ def check_submissions(submitted: Path, assignment: str | None = None, root: Path
                     issues.append(Issue("misnamed", f"found '{other}.ipynb' instead of '{stem}.ipynb'", True))
                     path = present.pop(other)
                 else:
-                    findings.append(Finding(student, name, stem, [Issue(
-                        "missing-notebook", f"no {stem}.ipynb (nbgrader gives 0 for it)", False)]))
+                    findings.append(
+                        Finding(
+                            student,
+                            name,
+                            stem,
+                            [Issue("missing-notebook", f"no {stem}.ipynb (nbgrader gives 0 for it)", False)],
+                        )
+                    )
                     continue
             nb, error = _read(path)
             if nb is None:
-                findings.append(Finding(student, name, stem, issues + [Issue("unreadable", f"{path.name}: {error}", False)]))
+                findings.append(
+                    Finding(student, name, stem, issues + [Issue("unreadable", f"{path.name}: {error}", False)])
+                )
                 continue
             release_nb = nbformat.read(release_path, as_version=4)
             more, match = diagnose(release_nb, nb)
             findings.append(Finding(student, name, stem, issues + more, attempted(release_nb, nb, match)))
         for other in present:
-            findings.append(Finding(student, name, other, [Issue(
-                "extra-notebook", f"{other}.ipynb is not part of the assignment; nbgrader ignores it", False)]))
+            findings.append(
+                Finding(
+                    student,
+                    name,
+                    other,
+                    [
+                        Issue(
+                            "extra-notebook", f"{other}.ipynb is not part of the assignment; nbgrader ignores it", False
+                        )
+                    ],
+                )
+            )
     return findings
 
 
-def repair_submissions(submitted: Path, assignment: str | None = None, root: Path = ROOT,
-                       backup_dir: Path | None = None) -> tuple[list[str], list[Finding]]:
+def repair_submissions(
+    submitted: Path, assignment: str | None = None, root: Path = ROOT, backup_dir: Path | None = None
+) -> tuple[list[str], list[Finding]]:
     """Repair what is safe; returns (log lines, findings that still need a person)."""
     backup_dir = backup_dir or root / "nbgrader_work" / "repair-backups" / time.strftime("%Y%m%d-%H%M%S")
     log, leftover = [], []
@@ -573,8 +649,11 @@ def repair_submissions(submitted: Path, assignment: str | None = None, root: Pat
         target = folder / f"{finding.notebook}.ipynb"
         source = target
         if any(i.code == "misnamed" for i in finding.issues):
-            source = next(p for p in folder.glob("*.ipynb") if p.stem != finding.notebook
-                          and p.stem not in release_notebooks(finding.assignment, root))
+            source = next(
+                p
+                for p in folder.glob("*.ipynb")
+                if p.stem != finding.notebook and p.stem not in release_notebooks(finding.assignment, root)
+            )
         backup = backup_dir / finding.student / finding.assignment / source.name
         backup.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(source, backup)
@@ -589,8 +668,9 @@ def repair_submissions(submitted: Path, assignment: str | None = None, root: Pat
     return log, leftover
 
 
-def collect(assignment: str, downloads: Path, submitted: Path, root: Path = ROOT,
-            force: bool = False) -> _collect.CollectResult:
+def collect(
+    assignment: str, downloads: Path, submitted: Path, root: Path = ROOT, force: bool = False
+) -> _collect.CollectResult:
     """Copy hand-ins into ``submitted/<student>/<assignment>/``, never losing one (see tools.collect).
 
     ``downloads`` holds ``<student>.ipynb`` files, or ``<student>/`` folders with the notebooks inside
@@ -606,6 +686,7 @@ def collect(assignment: str, downloads: Path, submitted: Path, root: Path = ROOT
 # Gradebook: manual grades and the score report
 # ================================================================================================
 
+
 def _gradebook(root: Path = ROOT):
     from nbgrader.api import Gradebook
 
@@ -615,8 +696,9 @@ def _gradebook(root: Path = ROOT):
     return Gradebook(f"sqlite:///{db}")
 
 
-def set_manual_grade(assignment: str, student: str, cell_id: str, points: float, comment: str | None = None,
-                     root: Path = ROOT) -> str:
+def set_manual_grade(
+    assignment: str, student: str, cell_id: str, points: float, comment: str | None = None, root: Path = ROOT
+) -> str:
     """Record a hand-given score (and comment) for one graded cell of one student."""
     from nbgrader.api import MissingEntry
 
@@ -624,7 +706,9 @@ def set_manual_grade(assignment: str, student: str, cell_id: str, points: float,
         try:
             submission = gb.find_submission(assignment, student)
         except MissingEntry:
-            raise KeyError(f"No autograded submission of {assignment} by {student}; run nbgrader autograde first.") from None
+            raise KeyError(
+                f"No autograded submission of {assignment} by {student}; run nbgrader autograde first."
+            ) from None
         for notebook in submission.notebooks:
             grade = next((g for g in notebook.grades if g.name == cell_id), None)
             if grade is None:
@@ -656,9 +740,12 @@ class StudentReport:
 def report(assignment: str, root: Path = ROOT) -> list[StudentReport]:
     """Per student: score, cells still to grade by hand, failed test cells, timeouts and crashes."""
     rows = []
-    tests = {grade_id(c) for path in release_notebooks(assignment, root).values()
-             for c in nbformat.read(path, as_version=4).cells
-             if nbgrader_meta(c).get("grade") and not nbgrader_meta(c).get("solution")}
+    tests = {
+        grade_id(c)
+        for path in release_notebooks(assignment, root).values()
+        for c in nbformat.read(path, as_version=4).cells
+        if nbgrader_meta(c).get("grade") and not nbgrader_meta(c).get("solution")
+    }
     with _gradebook(root) as gb:
         for submission in sorted(gb.find_assignment(assignment).submissions, key=lambda s: s.student.id):
             student = submission.student.id
@@ -667,32 +754,49 @@ def report(assignment: str, root: Path = ROOT) -> list[StudentReport]:
                 for grade in notebook.grades:
                     if grade.needs_manual_grade:
                         needs.append(grade.name)
-                    elif (grade.name in tests and grade.auto_score is not None and grade.manual_score is None
-                          and grade.auto_score < grade.max_score):
+                    elif (
+                        grade.name in tests
+                        and grade.auto_score is not None
+                        and grade.manual_score is None
+                        and grade.auto_score < grade.max_score
+                    ):
                         failed.append(grade.name)
                 path = root / "autograded" / student / assignment / f"{notebook.name}.ipynb"
                 if not path.exists():
                     notes.append(f"{notebook.name}: not autograded (nbgrader failed on it; run `check`)")
                     continue
-                errors = [o for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"
-                          for o in c.get("outputs", []) if o.get("output_type") == "error"]
+                errors = [
+                    o
+                    for c in nbformat.read(path, as_version=4).cells
+                    if c.cell_type == "code"
+                    for o in c.get("outputs", [])
+                    if o.get("output_type") == "error"
+                ]
                 names = {o.get("ename") for o in errors}
                 if names & {"CellTimeoutError", "KeyboardInterrupt"}:
                     notes.append("a cell hit the time limit (endless loop or far too slow)")
-                missing_modules = sorted({m.group(1) for o in errors if o.get("ename") == "ModuleNotFoundError"
-                                          for m in [re.search(r"'([^']+)'", str(o.get("evalue")))] if m})
+                missing_modules = sorted(
+                    {
+                        m.group(1)
+                        for o in errors
+                        if o.get("ename") == "ModuleNotFoundError"
+                        for m in [re.search(r"'([^']+)'", str(o.get("evalue")))]
+                        if m
+                    }
+                )
                 if missing_modules:
                     notes.append("imports a missing module: " + ", ".join(missing_modules))
                 if "DeadKernelError" in names:
                     notes.append("the kernel died")
-            rows.append(StudentReport(student, float(submission.score), float(submission.max_score), needs, failed, notes))
+            rows.append(
+                StudentReport(student, float(submission.score), float(submission.max_score), needs, failed, notes)
+            )
     return rows
 
 
 def format_report(assignment: str, rows: list[StudentReport]) -> str:
     width = max([len("student")] + [len(r.student) for r in rows])
-    lines = [f"{assignment}: {len(rows)} submissions",
-             f"{'student':<{width}}  {'score':>11}  notes"]
+    lines = [f"{assignment}: {len(rows)} submissions", f"{'student':<{width}}  {'score':>11}  notes"]
     for r in rows:
         bits = []
         if r.failed:
@@ -714,6 +818,7 @@ def read_grades_csv(path: Path) -> dict[tuple[str, str], float]:
 # Command line
 # ================================================================================================
 
+
 def _print_findings(findings: list[Finding]) -> int:
     bad = [f for f in findings if f.issues]
     for f in findings:
@@ -722,23 +827,38 @@ def _print_findings(findings: list[Finding]) -> int:
             print(f"ok       {f.label}{done}")
         for issue in f.issues:
             print(f"PROBLEM  {f.label}: {issue}")
-    print(f"\n{len(findings)} notebooks checked, {len(bad)} with problems"
-          + (f" ({sum(1 for f in bad if all(i.repairable for i in f.issues))} repairable: "
-             "run `python -m tools.grading repair`)" if bad else "."))
+    print(
+        f"\n{len(findings)} notebooks checked, {len(bad)} with problems"
+        + (
+            f" ({sum(1 for f in bad if all(i.repairable for i in f.issues))} repairable: "
+            "run `python -m tools.grading repair`)"
+            if bad
+            else "."
+        )
+    )
     return len(bad)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.grading", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.grading",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--root", type=Path, default=ROOT, help="course folder (default: this repository)")
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("collect", help="copy downloaded notebooks into submitted/<student>/<assignment>/ "
-                       "(newest of several candidates; never overwrites silently)")
+    p = sub.add_parser(
+        "collect",
+        help="copy downloaded notebooks into submitted/<student>/<assignment>/ "
+        "(newest of several candidates; never overwrites silently)",
+    )
     p.add_argument("assignment")
     p.add_argument("downloads", type=Path)
-    p.add_argument("--force", action="store_true",
-                   help="replace notebooks already in submitted/ that differ (the old ones are backed up first)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace notebooks already in submitted/ that differ (the old ones are backed up first)",
+    )
     for name in ("check", "repair"):
         p = sub.add_parser(name, help=f"{name} submitted notebooks against the release")
         p.add_argument("submitted", type=Path, nargs="?", help="default: <root>/submitted")
@@ -752,9 +872,13 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("report", help="scores and grading problems of one assignment")
     p.add_argument("assignment")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p = sub.add_parser("autograde", help="autograde every submission of one assignment, N at a time or on a Dask "
-                       "cluster, one gradebook writer (tools/autograde/parallel.py)")
+    p = sub.add_parser(
+        "autograde",
+        help="autograde every submission of one assignment, N at a time or on a Dask "
+        "cluster, one gradebook writer (tools/autograde/parallel.py)",
+    )
     from tools.autograde import parallel
+
     parallel.add_arguments(p)
     args = parser.parse_args(argv)
     root = args.root.resolve()

@@ -14,6 +14,7 @@ The parser never raises: student cells may hold markers anywhere (both on one li
 a BEGIN, a BEGIN that is never closed). It fails closed: a BEGIN without an END hides the rest of the
 cell, a line holding a marker is itself a marker line.
 """
+
 from __future__ import annotations
 
 import html
@@ -28,8 +29,11 @@ BEGIN_MARK_SCHEME = "BEGIN MARK SCHEME"
 END_MARK_SCHEME = "END MARK SCHEME"
 HIDDEN, SOLUTION, MARK_SCHEME = "hidden", "solution", "mark scheme"
 # kind -> (begin marker, end marker)
-REGIONS = {HIDDEN: (BEGIN_HIDDEN, END_HIDDEN), SOLUTION: (BEGIN_SOLUTION, END_SOLUTION),
-           MARK_SCHEME: (BEGIN_MARK_SCHEME, END_MARK_SCHEME)}
+REGIONS = {
+    HIDDEN: (BEGIN_HIDDEN, END_HIDDEN),
+    SOLUTION: (BEGIN_SOLUTION, END_SOLUTION),
+    MARK_SCHEME: (BEGIN_MARK_SCHEME, END_MARK_SCHEME),
+}
 MARKERS = tuple(marker for pair in REGIONS.values() for marker in pair)
 SOLUTION_MARKERS = (BEGIN_SOLUTION, END_SOLUTION, BEGIN_MARK_SCHEME, END_MARK_SCHEME)
 ALL_KINDS = frozenset(REGIONS)
@@ -46,11 +50,11 @@ class Line:
     """One source line and where it sits: ``region`` is the kind it belongs to (None: outside every
     region); ``marker`` is True for the marker lines themselves."""
 
-    number: int      # 1-based
+    number: int  # 1-based
     text: str
     region: str | None
     marker: bool
-    open_after: str | None = None   # the region still open after this line (None: outside)
+    open_after: str | None = None  # the region still open after this line (None: outside)
 
 
 def _markers_in(line: str) -> list[tuple[int, str, bool]]:
@@ -103,8 +107,7 @@ def _cell_lines(cell) -> list[Line]:
     return lines
 
 
-def secret_lines(notebook, kinds=ALL_KINDS, min_length: int = MIN_SECRET_LENGTH,
-                 comments: bool = True) -> set[str]:
+def secret_lines(notebook, kinds=ALL_KINDS, min_length: int = MIN_SECRET_LENGTH, comments: bool = True) -> set[str]:
     """Stripped lines that occur only inside regions of the given ``kinds`` of an instructor notebook.
 
     Lines that also occur outside every region (anywhere in the notebook), marker lines and lines
@@ -121,8 +124,14 @@ def secret_lines(notebook, kinds=ALL_KINDS, min_length: int = MIN_SECRET_LENGTH,
                 outside.add(text)
             elif line.region in kinds:
                 inside.add(text)
-    return {line for line in inside - outside
-            if len(line) >= min_length and (comments or not line.startswith("#"))}
+    # A line that is visible anyway (for example the first line `assert np.allclose(` of a call that ruff
+    # format split, which also starts visible lines) is no secret.
+    visible = "\x00".join(canonical(line) for line in outside)
+    return {
+        line
+        for line in inside - outside
+        if len(line) >= min_length and (comments or not line.startswith("#")) and canonical(line) not in visible
+    }
 
 
 def hidden_test_lines(notebook, min_length: int = MIN_SECRET_LENGTH) -> set[str]:
@@ -154,7 +163,7 @@ def split_hidden(source: str, note: str) -> tuple[str, set[int]]:
 
 _ESCAPES = re.compile(r"\\(?:[nrtfv]|x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|['\"\\])")
 _WHITESPACE = re.compile(r"\s+")
-_SKIPPED_MIMES = ("image/", "application/pdf", "video/", "audio/")   # binary payloads (base64)
+_SKIPPED_MIMES = ("image/", "application/pdf", "video/", "audio/")  # binary payloads (base64)
 
 
 def _unescape(match: re.Match) -> str:
@@ -172,7 +181,7 @@ def canonical(text: str) -> str:
     """What a secret looks like however it was printed: ANSI colours, HTML entities, repr() escapes
     (a printed list of strings such as ``In``) and every whitespace character removed."""
     text = html.unescape(ANSI.sub("", text))
-    for _ in range(2):   # repr of a repr doubles the backslashes
+    for _ in range(2):  # repr of a repr doubles the backslashes
         text = _ESCAPES.sub(_unescape, text)
     return _WHITESPACE.sub("", text)
 
@@ -214,7 +223,7 @@ class SecretScanner:
         if isinstance(value, str):
             return self.redact(value)
         if isinstance(value, list):
-            if value and all(isinstance(v, str) for v in value):   # a multi-line string stored as a list
+            if value and all(isinstance(v, str) for v in value):  # a multi-line string stored as a list
                 joined = "".join(value)
                 redacted = self.redact(joined)
                 return value if redacted == joined else [redacted]
@@ -239,7 +248,7 @@ class SecretScanner:
             output["ename"] = self.redact(str(output.get("ename", "")))
             output["evalue"] = self.redact(str(output.get("evalue", "")))
             output["traceback"] = [self.redact(str(t)) for t in output.get("traceback", [])]
-        else:   # an unknown output type: keep it only if it shows nothing secret
+        else:  # an unknown output type: keep it only if it shows nothing secret
             for key in list(output):
                 if key != "output_type":
                     output[key] = self.redact_json(output[key])

@@ -28,6 +28,7 @@ Command line::
     COURSE_FAST=1 COURSE_OFFLINE=1 .venv/bin/python -m tools.mutation            # all assignments
     COURSE_FAST=1 COURSE_OFFLINE=1 .venv/bin/python -m tools.mutation A1 A3 -v   # some, with every mutant
 """
+
 from __future__ import annotations
 
 import argparse
@@ -62,50 +63,46 @@ _DEFAULT = "the dropped keyword had its default value: same behaviour"
 _LAST = "after the loop c_in == c_out: same value"
 ACCEPTED: dict[str, str] = {
     # A2
-    "conv_forward_naive: out = np.zeros((N, n_filters, H_out, W_out)) [.zeros -> .ones]":
-        "every entry of out is overwritten by the loops: same result",
-    "conv_forward_naive: x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))) [0 -> 1] #2":
-        "pads one extra image after the batch, which no loop reads: same result",
-    "im2col: blocks = np.empty((C, field_height, field_width, N, H_out, W_out), dtype=x.dtype) [drop keyword dtype]":
-        "float64 cols for any input: the same numbers; the text does not ask to keep float32 inputs float32",
+    "conv_forward_naive: out = np.zeros((N, n_filters, H_out, W_out)) [.zeros -> .ones]": "every entry of out is overwritten by the loops: same result",
+    "conv_forward_naive: x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))) [0 -> 1] #2": "pads one extra image after the batch, which no loop reads: same result",
+    "im2col: blocks = np.empty((C, field_height, field_width, N, H_out, W_out), dtype=x.dtype) [drop keyword dtype]": "float64 cols for any input: the same numbers; the text does not ask to keep float32 inputs float32",
     # A3
-    "a3-build_lenet5: nn.AvgPool2d(kernel_size=2, stride=2),               # S2: 6 x 14 x 14 [drop keyword stride]":
-        "AvgPool2d's stride defaults to its kernel size (2): same layer",
-    "a3-build_lenet5: nn.AvgPool2d(kernel_size=2, stride=2),               # S4: 16 x 5 x 5 [drop keyword stride]":
-        "AvgPool2d's stride defaults to its kernel size (2): same layer",
+    "a3-build_lenet5: nn.AvgPool2d(kernel_size=2, stride=2),               # S2: 6 x 14 x 14 [drop keyword stride]": "AvgPool2d's stride defaults to its kernel size (2): same layer",
+    "a3-build_lenet5: nn.AvgPool2d(kernel_size=2, stride=2),               # S4: 16 x 5 x 5 [drop keyword stride]": "AvgPool2d's stride defaults to its kernel size (2): same layer",
     # A4
-    "a4-init_and_stds: model.train(was_training) [delete Expr statement]":
-        "restoring the caller's mode is not asked for by the text (that unfair check was removed)",
-    'a4-init_and_stds: nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu") [drop keyword mode]':
-        "mode='fan_in' is kaiming_normal_'s default: " + _DEFAULT,
-    ('a4-init_and_stds: nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu") '
-     '[drop keyword nonlinearity]'):
-        "the default 'leaky_relu' with slope 0 has the gain sqrt(2) of 'relu': same weights",
+    "a4-init_and_stds: model.train(was_training) [delete Expr statement]": "restoring the caller's mode is not asked for by the text (that unfair check was removed)",
+    'a4-init_and_stds: nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu") [drop keyword mode]': "mode='fan_in' is kaiming_normal_'s default: "
+    + _DEFAULT,
+    (
+        'a4-init_and_stds: nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu") '
+        "[drop keyword nonlinearity]"
+    ): "the default 'leaky_relu' with slope 0 has the gain sqrt(2) of 'relu': same weights",
     "a4-init_and_stds: nn.init.normal_(m.weight, mean=0.0, std=0.01) [drop keyword mean]": _DEFAULT,
-    ("a4-models: layers = [nn.Conv2d(c_in, c_out, kernel_size, stride=1, padding=kernel_size // 2, "
-     "bias=not batch_norm)] [drop keyword stride]"): _DEFAULT,
+    (
+        "a4-models: layers = [nn.Conv2d(c_in, c_out, kernel_size, stride=1, padding=kernel_size // 2, "
+        "bias=not batch_norm)] [drop keyword stride]"
+    ): _DEFAULT,
     "a4-models: nn.Linear(c_in, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), [c_in -> c_out]": _LAST,
     # A5
-    "a5-macs_and_1x1: model(torch.zeros(1, *input_shape)) [.zeros -> .ones]":
-        "the number of MACs does not depend on the input's values",
-    "a5-macs_and_1x1: model(torch.zeros(1, *input_shape)) [1 -> 2]":
-        "a batch of two: the hooks count output[0], one image, so the count is the same",
+    "a5-macs_and_1x1: model(torch.zeros(1, *input_shape)) [.zeros -> .ones]": "the number of MACs does not depend on the input's values",
+    "a5-macs_and_1x1: model(torch.zeros(1, *input_shape)) [1 -> 2]": "a batch of two: the hooks count output[0], one image, so the count is the same",
     "a5-nin: nin_block(b2[-1], b3, 3)) [1 -> 0]": "b2 = (192, 192, 192): its first and last entries are equal",
     "a5-nin: nin_block(b2[-1], b3, 3)) [drop unary USub]": "b2 = (192, 192, 192): b2[1] == b2[-1]",
-    ("a5-nin: self.head = nn.Sequential(nn.Conv2d(b3[-1], num_classes, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()) "
-     "[1 -> 0] #3"):
-        "b3 = (192, 192): b3[0] == b3[-1]",
-    ("a5-nin: self.head = nn.Sequential(nn.Conv2d(b3[-1], num_classes, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()) "
-     "[drop unary USub]"):
-        "b3 = (192, 192): b3[1] == b3[-1]",
+    (
+        "a5-nin: self.head = nn.Sequential(nn.Conv2d(b3[-1], num_classes, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()) "
+        "[1 -> 0] #3"
+    ): "b3 = (192, 192): b3[0] == b3[-1]",
+    (
+        "a5-nin: self.head = nn.Sequential(nn.Conv2d(b3[-1], num_classes, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()) "
+        "[drop unary USub]"
+    ): "b3 = (192, 192): b3[1] == b3[-1]",
     # A6
-    ("a6-augment_and_schedule: return v2.Compose([v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip(p=0.5)]) "
-     "[drop keyword p]"):
-        "RandomHorizontalFlip's p defaults to 0.5: " + _DEFAULT,
-    "a6-blocks: self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=False) [drop keyword stride]":
-        _DEFAULT,
-    "a6-blocks: self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=False) [drop keyword stride] #2":
-        _DEFAULT,
+    (
+        "a6-augment_and_schedule: return v2.Compose([v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip(p=0.5)]) "
+        "[drop keyword p]"
+    ): "RandomHorizontalFlip's p defaults to 0.5: " + _DEFAULT,
+    "a6-blocks: self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=False) [drop keyword stride]": _DEFAULT,
+    "a6-blocks: self.conv2 = nn.Conv2d(c_out, c_out, 3, stride=1, padding=1, bias=False) [drop keyword stride] #2": _DEFAULT,
     "a6-resnet18: self.conv1 = nn.Conv2d(3, width, 3, stride=1, padding=1, bias=False) [drop keyword stride]": _DEFAULT,
     "a6-resnet18: self.bn_final = nn.BatchNorm2d(c_in) if preact else None [c_in -> c_out]": _LAST,
     "a6-resnet18: self.fc = nn.Linear(c_in, num_classes) [c_in -> c_out]": _LAST,
@@ -121,14 +118,16 @@ SKIP_CELLS: dict[str, str] = {
 # Reading a notebook
 # ------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Cell:
     """One code cell of the instructor notebook, as the runner sees it."""
+
     index: int
-    kind: str                     # "test", "solution" or "other"
-    cell_id: str                  # nbgrader grade_id, or "cell<index>"
-    source: str                   # what runs: solution markers removed, hidden tests kept
-    solution_lines: set[int] = field(default_factory=set)   # 1-based lines of `source` inside BEGIN/END SOLUTION
+    kind: str  # "test", "solution" or "other"
+    cell_id: str  # nbgrader grade_id, or "cell<index>"
+    source: str  # what runs: solution markers removed, hidden tests kept
+    solution_lines: set[int] = field(default_factory=set)  # 1-based lines of `source` inside BEGIN/END SOLUTION
     defines: set[str] = field(default_factory=set)
     reads: set[str] = field(default_factory=set)
 
@@ -159,8 +158,11 @@ def _names(source: str) -> tuple[set[str], set[str]]:
 
     def visit(t):
         for s in t.get_symbols():
-            if s.is_referenced() and (s.is_global() or (s.is_free() and t.get_type() == "class")) \
-                    and s.get_name() not in defines:       # bound by the cell itself before the call, as a rule
+            if (
+                s.is_referenced()
+                and (s.is_global() or (s.is_free() and t.get_type() == "class"))
+                and s.get_name() not in defines
+            ):  # bound by the cell itself before the call, as a rule
                 reads.add(s.get_name())
             if s.is_declared_global() and s.is_assigned():
                 defines.add(s.get_name())
@@ -177,9 +179,20 @@ def _read_before_bound(source: str) -> set[str]:
     bound, reads = set(), set()
 
     def loads(node):
-        if node is None or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda,
-                                             ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
-            return      # own scopes: symtable covers them
+        if node is None or isinstance(
+            node,
+            (
+                ast.FunctionDef,
+                ast.AsyncFunctionDef,
+                ast.ClassDef,
+                ast.Lambda,
+                ast.ListComp,
+                ast.SetComp,
+                ast.DictComp,
+                ast.GeneratorExp,
+            ),
+        ):
+            return  # own scopes: symtable covers them
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in bound:
             reads.add(node.id)
         for child in ast.iter_child_nodes(node):
@@ -293,36 +306,89 @@ def dependents(cell_id: str, deps: dict[str, set[str]]) -> set[str]:
 # Mutation operators (AST based)
 # ------------------------------------------------------------------------------------------------
 
-BINOP_SWAPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.MatMult: ast.Mult,
-               ast.FloorDiv: ast.Mult, ast.Pow: ast.Mult}
-CMP_SWAPS = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
-             ast.NotEq: ast.Eq, ast.Is: ast.IsNot, ast.IsNot: ast.Is, ast.In: ast.NotIn, ast.NotIn: ast.In}
+BINOP_SWAPS = {
+    ast.Add: ast.Sub,
+    ast.Sub: ast.Add,
+    ast.Mult: ast.Div,
+    ast.Div: ast.Mult,
+    ast.MatMult: ast.Mult,
+    ast.FloorDiv: ast.Mult,
+    ast.Pow: ast.Mult,
+}
+CMP_SWAPS = {
+    ast.Lt: ast.LtE,
+    ast.LtE: ast.Lt,
+    ast.Gt: ast.GtE,
+    ast.GtE: ast.Gt,
+    ast.Eq: ast.NotEq,
+    ast.NotEq: ast.Eq,
+    ast.Is: ast.IsNot,
+    ast.IsNot: ast.Is,
+    ast.In: ast.NotIn,
+    ast.NotIn: ast.In,
+}
 # attribute or bare-name swaps: the classic confusions
 NAME_SWAPS = {
-    "sum": "mean", "mean": "sum", "max": "min", "min": "max", "argmax": "argmin", "maximum": "minimum",
-    "AvgPool2d": "MaxPool2d", "MaxPool2d": "AvgPool2d", "ReLU": "Tanh", "Tanh": "ReLU", "relu": "sigmoid",
-    "train": "eval", "eval": "train", "no_grad": "enable_grad", "zeros": "ones", "zeros_like": "ones_like",
-    "kaiming_normal_": "xavier_normal_", "normal_": "uniform_", "zeros_": "ones_", "tanh": "sigmoid",
-    "BatchNorm2d": "InstanceNorm2d", "Identity": "ReLU", "OneCycleLR": "CosineAnnealingLR", "std": "var",
-    "RandomHorizontalFlip": "RandomVerticalFlip", "cross_entropy": "nll_loss", "requires_grad": "is_leaf",
+    "sum": "mean",
+    "mean": "sum",
+    "max": "min",
+    "min": "max",
+    "argmax": "argmin",
+    "maximum": "minimum",
+    "AvgPool2d": "MaxPool2d",
+    "MaxPool2d": "AvgPool2d",
+    "ReLU": "Tanh",
+    "Tanh": "ReLU",
+    "relu": "sigmoid",
+    "train": "eval",
+    "eval": "train",
+    "no_grad": "enable_grad",
+    "zeros": "ones",
+    "zeros_like": "ones_like",
+    "kaiming_normal_": "xavier_normal_",
+    "normal_": "uniform_",
+    "zeros_": "ones_",
+    "tanh": "sigmoid",
+    "BatchNorm2d": "InstanceNorm2d",
+    "Identity": "ReLU",
+    "OneCycleLR": "CosineAnnealingLR",
+    "std": "var",
+    "RandomHorizontalFlip": "RandomVerticalFlip",
+    "cross_entropy": "nll_loss",
+    "requires_grad": "is_leaf",
 }
 # variables that come in pairs: swapping them is a bug that square test cases cannot see
-PAIRS = [("HH", "WW"), ("H", "W"), ("H_out", "W_out"), ("pool_height", "pool_width"), ("kh", "kw"),
-         ("field_height", "field_width"), ("c_in", "c_out"), ("n_in", "n_out"), ("k", "l"), ("i", "j"),
-         ("c1", "c3"), ("c3", "c5"), ("c3_reduce", "c5_reduce"), ("rows", "cols"), ("W1", "W2"), ("b1", "b2")]
+PAIRS = [
+    ("HH", "WW"),
+    ("H", "W"),
+    ("H_out", "W_out"),
+    ("pool_height", "pool_width"),
+    ("kh", "kw"),
+    ("field_height", "field_width"),
+    ("c_in", "c_out"),
+    ("n_in", "n_out"),
+    ("k", "l"),
+    ("i", "j"),
+    ("c1", "c3"),
+    ("c3", "c5"),
+    ("c3_reduce", "c5_reduce"),
+    ("rows", "cols"),
+    ("W1", "W2"),
+    ("b1", "b2"),
+]
 PARTNER = {a: b for a, b in PAIRS} | {b: a for a, b in PAIRS}
 ACTIVATION_CALLS = {"relu", "tanh", "sigmoid", "ReLU", "Tanh"}
 DROP_CALL_METHODS = {"transpose", "permute", "reshape", "flatten", "detach", "clone", "T"}
-KEEP_KEYWORDS = {"inplace"}          # dropping inplace=True changes nothing observable: not a mutant
+KEEP_KEYWORDS = {"inplace"}  # dropping inplace=True changes nothing observable: not a mutant
 
 
 @dataclass
 class Mutant:
     assignment: str
     cell_id: str
-    key: str                      # stable name: "<cell>: <line> [<what changed>]"
+    key: str  # stable name: "<cell>: <line> [<what changed>]"
     line: int
-    source: str                   # the whole mutated cell
+    source: str  # the whole mutated cell
 
     def describe(self) -> str:
         return self.key
@@ -344,7 +410,7 @@ def _candidates(node: ast.AST, parent: ast.AST | None, bound: set[str]):
     if isinstance(node, ast.BinOp) and type(node.op) in BINOP_SWAPS:
         new = BINOP_SWAPS[type(node.op)]
         yield f"{type(node.op).__name__} -> {new.__name__}", lambda n, p, new=new: setattr(n, "op", new())
-        if isinstance(node.op, (ast.Add, ast.Sub)):   # a missing term: keep one side
+        if isinstance(node.op, (ast.Add, ast.Sub)):  # a missing term: keep one side
             yield "drop right operand", lambda n, p: _replace(n, p, n.left)
             if isinstance(node.op, ast.Add):
                 yield "drop left operand", lambda n, p: _replace(n, p, n.right)
@@ -370,8 +436,7 @@ def _candidates(node: ast.AST, parent: ast.AST | None, bound: set[str]):
         for k, op in enumerate(node.ops):
             if type(op) in CMP_SWAPS:
                 new = CMP_SWAPS[type(op)]
-                yield (f"{type(op).__name__} -> {new.__name__}",
-                       lambda n, p, k=k, new=new: n.ops.__setitem__(k, new()))
+                yield (f"{type(op).__name__} -> {new.__name__}", lambda n, p, k=k, new=new: n.ops.__setitem__(k, new()))
     if isinstance(node, ast.BoolOp):
         new = ast.Or if isinstance(node.op, ast.And) else ast.And
         yield f"{type(node.op).__name__} -> {new.__name__}", lambda n, p, new=new: setattr(n, "op", new())
@@ -388,8 +453,12 @@ def _candidates(node: ast.AST, parent: ast.AST | None, bound: set[str]):
             yield "maximum(x, 0) -> x", lambda n, p: _replace(n, p, n.args[0])
         if isinstance(node.func, ast.Attribute) and name in DROP_CALL_METHODS:
             yield f"drop .{name}(...)", lambda n, p: _replace(n, p, n.func.value)
-        if name and name.endswith("Sequential") and len(node.args) >= 2 and not any(
-                isinstance(a, ast.Starred) for a in node.args):
+        if (
+            name
+            and name.endswith("Sequential")
+            and len(node.args) >= 2
+            and not any(isinstance(a, ast.Starred) for a in node.args)
+        ):
             for k in range(len(node.args)):
                 yield f"drop layer {k} of Sequential", lambda n, p, k=k: n.args.pop(k)
     if isinstance(node, ast.List) and len(node.elts) >= 2 and not any(isinstance(e, ast.Starred) for e in node.elts):
@@ -408,11 +477,14 @@ def _candidates(node: ast.AST, parent: ast.AST | None, bound: set[str]):
             new = PARTNER[node.id]
             yield f"{node.id} -> {new}", lambda n, p, new=new: setattr(n, "id", new)
     # statement deletions: a skipped update, a missing term, a dropped layer or check
-    if isinstance(node, ast.stmt) and isinstance(parent, (ast.Module, ast.FunctionDef, ast.For, ast.If, ast.With,
-                                                           ast.Try, ast.ClassDef)):
-        deletable = isinstance(node, (ast.AugAssign, ast.If, ast.For, ast.Raise, ast.With)) or (
-            isinstance(node, ast.Expr) and not isinstance(node.value, ast.Constant)) or (
-            isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id in bound for t in node.targets))
+    if isinstance(node, ast.stmt) and isinstance(
+        parent, (ast.Module, ast.FunctionDef, ast.For, ast.If, ast.With, ast.Try, ast.ClassDef)
+    ):
+        deletable = (
+            isinstance(node, (ast.AugAssign, ast.If, ast.For, ast.Raise, ast.With))
+            or (isinstance(node, ast.Expr) and not isinstance(node.value, ast.Constant))
+            or (isinstance(node, ast.Assign) and all(isinstance(t, ast.Name) and t.id in bound for t in node.targets))
+        )
         if deletable:
             yield f"delete {type(node).__name__} statement", _delete_stmt
 
@@ -459,15 +531,16 @@ def mutants_of(assignment: str, cell: Cell) -> list[Mutant]:
     lines = cell.source.split("\n")
     nodes = list(ast.walk(tree))
     in_messages = {id(n) for f in nodes if isinstance(f, ast.JoinedStr) for n in ast.walk(f)}
-    in_messages |= {id(n) for kw in nodes if isinstance(kw, ast.keyword) and kw.arg in KEEP_KEYWORDS
-                    for n in ast.walk(kw)}       # inplace=True -> False changes nothing observable
+    in_messages |= {
+        id(n) for kw in nodes if isinstance(kw, ast.keyword) and kw.arg in KEEP_KEYWORDS for n in ast.walk(kw)
+    }  # inplace=True -> False changes nothing observable
     out, seen, counts = [], {reference}, {}
     for k, node in enumerate(nodes):
         line = getattr(node, "lineno", None)
         if line is None or line not in cell.solution_lines or id(node) in in_messages:
-            continue          # outside the student's part, or inside the text of a message
+            continue  # outside the student's part, or inside the text of a message
         if isinstance(node, ast.stmt) and node.end_lineno not in cell.solution_lines:
-            continue          # a statement that reaches outside the student's part
+            continue  # a statement that reaches outside the student's part
         for what, apply in _candidates(node, parents.get(node), bound):
             fresh = ast.parse(cell.source)
             fresh_nodes = list(ast.walk(fresh))
@@ -477,7 +550,7 @@ def mutants_of(assignment: str, cell: Cell) -> list[Mutant]:
                 apply(target, fresh_parents.get(target))
                 ast.fix_missing_locations(fresh)
                 code = ast.unparse(fresh)
-            except Exception:           # an operator that does not apply here
+            except Exception:  # an operator that does not apply here
                 continue
             if code in seen:
                 continue
@@ -493,11 +566,12 @@ def mutants_of(assignment: str, cell: Cell) -> list[Mutant]:
 # Running
 # ------------------------------------------------------------------------------------------------
 
+
 @dataclass
 class Result:
     key: str
     cell_id: str
-    status: str                   # "killed", "survived", "timeout", "accepted" (listed equivalent mutant, not run)
+    status: str  # "killed", "survived", "timeout", "accepted" (listed equivalent mutant, not run)
     killed_by: str | None = None
     error: str | None = None
     seconds: float = 0.0
@@ -542,18 +616,19 @@ def _silence():
 
 def _exec(cell: Cell, source: str, ns: dict) -> str | None:
     """Execute one cell like a kernel would; return the error text (last line) or None."""
-    for name in cell.defines - cell.reads:     # stale values must not survive a failing re-run
+    for name in cell.defines - cell.reads:  # stale values must not survive a failing re-run
         ns.pop(name, None)
     out, err = _silence()
     try:
         with out, err:
             exec(compile(source, f"<{cell.cell_id}>", "exec"), ns)
         return None
-    except BaseException as exc:      # SystemExit and KeyboardInterrupt fail the cell, like in a kernel
+    except BaseException as exc:  # SystemExit and KeyboardInterrupt fail the cell, like in a kernel
         return f"{type(exc).__name__}: {str(exc)[:300]}"
     finally:
         try:
             import matplotlib.pyplot as plt
+
             plt.close("all")
         except Exception:
             pass
@@ -580,16 +655,20 @@ class Plan:
         return [t for t in self.tests if t.cell_id in down]
 
 
-def _run_tests(plan: Plan, ns: dict, tests: list[Cell], stale: set[str],
-               order_by_cost: bool) -> tuple[str | None, str | None]:
+def _run_tests(
+    plan: Plan, ns: dict, tests: list[Cell], stale: set[str], order_by_cost: bool
+) -> tuple[str | None, str | None]:
     """Run test cells (re-running stale prerequisite cells first); (failing test id, error) or (None, None)."""
+
     def prerequisites(test: Cell) -> list[str]:
         needs = closure({test.cell_id}, plan.deps)
         return [c.cell_id for c in plan.cells if c.cell_id in stale and c.cell_id in needs]
 
-    if order_by_cost:       # cheapest first, counting the stale cells a test needs re-run
-        tests = sorted(tests, key=lambda t: plan.cost.get(t.cell_id, 0.0)
-                       + sum(plan.cost.get(cid, 1.0) for cid in prerequisites(t)))
+    if order_by_cost:  # cheapest first, counting the stale cells a test needs re-run
+        tests = sorted(
+            tests,
+            key=lambda t: plan.cost.get(t.cell_id, 0.0) + sum(plan.cost.get(cid, 1.0) for cid in prerequisites(t)),
+        )
     for test in tests:
         for cid in prerequisites(test):
             _exec(plan.by_id[cid], plan.by_id[cid].source, ns)
@@ -609,8 +688,12 @@ def _child(plan: Plan, ns: dict, mutant: Mutant | None, write_fd: int) -> None:
         if mutant is None:
             tests, stale = plan.tests, set()
             failed, error = _run_tests(plan, ns, tests, stale, order_by_cost=False)
-            result = {"status": "survived" if failed is None else "killed", "killed_by": failed, "error": error,
-                      "cost": plan.cost}
+            result = {
+                "status": "survived" if failed is None else "killed",
+                "killed_by": failed,
+                "error": error,
+                "cost": plan.cost,
+            }
         else:
             cell = plan.by_id[mutant.cell_id]
             tests = plan.affected_tests(cell.cell_id)
@@ -675,8 +758,15 @@ def _kill(pid: int) -> None:
         pass
 
 
-def run_assignment(assignment: str, jobs: int = 1, timeout: float = 60.0, only: str | None = None,
-                   root: Path = ROOT, log=None, run_accepted: bool = False) -> Report:
+def run_assignment(
+    assignment: str,
+    jobs: int = 1,
+    timeout: float = 60.0,
+    only: str | None = None,
+    root: Path = ROOT,
+    log=None,
+    run_accepted: bool = False,
+) -> Report:
     """Run every mutant of one assignment (in this process: the caller should be a fresh worker)."""
     t_start = time.perf_counter()
     _prepare_worker(assignment, root)
@@ -692,12 +782,16 @@ def run_assignment(assignment: str, jobs: int = 1, timeout: float = 60.0, only: 
     base = _collect(pid, fd, time.monotonic() + 20 * timeout)
     plan.cost.update(base.get("cost", {}))
     baseline_ok = base["status"] == "survived"
-    mutants = [m for c in plan.cells if c.kind == "solution" and c.solution_lines and c.cell_id not in SKIP_CELLS
-               for m in mutants_of(assignment, c)]
+    mutants = [
+        m
+        for c in plan.cells
+        if c.kind == "solution" and c.solution_lines and c.cell_id not in SKIP_CELLS
+        for m in mutants_of(assignment, c)
+    ]
     if only:
         mutants = [m for m in mutants if only in m.key]
     results: list[Result] = []
-    if not run_accepted:    # known equivalent mutants: listed, not run (they are the slowest: every test runs)
+    if not run_accepted:  # known equivalent mutants: listed, not run (they are the slowest: every test runs)
         results += [Result(m.key, m.cell_id, "accepted") for m in mutants if m.key in ACCEPTED]
         mutants = [m for m in mutants if m.key not in ACCEPTED]
     running: list[tuple[int, int, Mutant, float, float]] = []
@@ -715,13 +809,23 @@ def run_assignment(assignment: str, jobs: int = 1, timeout: float = 60.0, only: 
             if fd in ready or now > deadline:
                 running.remove(item)
                 res = _collect(pid, fd, deadline)
-                results.append(Result(m.key, m.cell_id, res["status"], res.get("killed_by"), res.get("error"),
-                                       time.perf_counter() - t0, [t.cell_id for t in plan.affected_tests(m.cell_id)]))
+                results.append(
+                    Result(
+                        m.key,
+                        m.cell_id,
+                        res["status"],
+                        res.get("killed_by"),
+                        res.get("error"),
+                        time.perf_counter() - t0,
+                        [t.cell_id for t in plan.affected_tests(m.cell_id)],
+                    )
+                )
                 if log and res["status"] == "survived":
                     log(f"  [{assignment}] survived: {m.key}")
     results.sort(key=lambda r: r.key)
-    return Report(assignment, results, baseline_ok, None if baseline_ok else base.get("error"),
-                  time.perf_counter() - t_start)
+    return Report(
+        assignment, results, baseline_ok, None if baseline_ok else base.get("error"), time.perf_counter() - t_start
+    )
 
 
 def read_replacements(path: Path) -> dict[str, str]:
@@ -764,17 +868,26 @@ def _prepare_worker(assignment: str, root: Path) -> None:
     os.environ.setdefault("MPLBACKEND", "Agg")
     os.environ["COURSE_RECORD_DIR"] = tempfile.mkdtemp(prefix="mutation-records-")
     import torch
+
     torch.set_num_threads(1)
     import course_utils.checkpoints as checkpoints
+
     scratch = Path(tempfile.mkdtemp(prefix="mutation-checkpoints-"))
-    checkpoints.checkpoint_dir = lambda: scratch          # mutants must not fill the course's checkpoint cache
+    checkpoints.checkpoint_dir = lambda: scratch  # mutants must not fill the course's checkpoint cache
     os.chdir(root / "solutions" / assignment)
 
 
-def run_in_subprocess(assignment: str, jobs: int = 1, timeout: float = 60.0, only: str | None = None,
-                      verbose: bool = False, run_accepted: bool = False) -> Report:
+def run_in_subprocess(
+    assignment: str,
+    jobs: int = 1,
+    timeout: float = 60.0,
+    only: str | None = None,
+    verbose: bool = False,
+    run_accepted: bool = False,
+) -> Report:
     """Run one assignment in a fresh Python (fast/offline mode as set by the caller's environment)."""
     import subprocess
+
     cmd = [sys.executable, "-m", "tools.mutation", "--worker", assignment, "-j", str(jobs), "--timeout", str(timeout)]
     if only:
         cmd += ["--only", only]
@@ -787,17 +900,25 @@ def run_in_subprocess(assignment: str, jobs: int = 1, timeout: float = 60.0, onl
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"mutation worker for {assignment} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     data = json.loads(lines[-1])
-    return Report(data["assignment"], [Result(**r) for r in data["results"]], data["baseline_ok"],
-                  data["baseline_error"], data["seconds"])
+    return Report(
+        data["assignment"],
+        [Result(**r) for r in data["results"]],
+        data["baseline_ok"],
+        data["baseline_error"],
+        data["seconds"],
+    )
 
 
 def format_report(reports: list[Report], verbose: bool = False) -> str:
-    lines = [f"{'assignment':<18}{'mutants':>8}{'killed':>8}{'accepted':>9}{'survived':>9}{'score':>8}{'raw':>8}"
-             f"{'time':>8}"]
+    lines = [
+        f"{'assignment':<18}{'mutants':>8}{'killed':>8}{'accepted':>9}{'survived':>9}{'score':>8}{'raw':>8}{'time':>8}"
+    ]
     for rep in reports:
-        lines.append(f"{rep.assignment:<18}{len(rep.results):>8}{rep.killed:>8}{len(rep.accepted):>9}"
-                     f"{len(rep.unexpected):>9}{rep.score():>8.1%}{rep.score(adjusted=False):>8.1%}"
-                     f"{rep.seconds:>7.0f}s")
+        lines.append(
+            f"{rep.assignment:<18}{len(rep.results):>8}{rep.killed:>8}{len(rep.accepted):>9}"
+            f"{len(rep.unexpected):>9}{rep.score():>8.1%}{rep.score(adjusted=False):>8.1%}"
+            f"{rep.seconds:>7.0f}s"
+        )
         if not rep.baseline_ok:
             lines.append(f"   the REFERENCE fails its own tests: {rep.baseline_error}")
         for r in rep.accepted:
@@ -819,11 +940,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds per mutant, on top of the tests' cost")
     parser.add_argument("--only", help="run only the mutants whose key contains this text")
     parser.add_argument("-v", "--verbose", action="store_true", help="list every mutant")
-    parser.add_argument("--run-accepted", action="store_true",
-                        help="also run the accepted (equivalent) mutants, to check that they still survive")
+    parser.add_argument(
+        "--run-accepted",
+        action="store_true",
+        help="also run the accepted (equivalent) mutants, to check that they still survive",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
-    parser.add_argument("--replace", metavar="FILE", help="with one assignment: run its tests with the solution "
-                        "cells replaced by the # %%%% [grade_id] sections of FILE; print the failing test cells")
+    parser.add_argument(
+        "--replace",
+        metavar="FILE",
+        help="with one assignment: run its tests with the solution "
+        "cells replaced by the # %%%% [grade_id] sections of FILE; print the failing test cells",
+    )
     args = parser.parse_args(argv)
     if args.replace:
         (assignment,) = [a for a in ASSIGNMENTS if any(a.startswith(x) for x in args.assignments)]
@@ -831,11 +959,25 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(results))
         return 1 if any(results.values()) else 0
     if args.worker:
-        rep = run_assignment(args.worker, args.jobs, args.timeout, args.only,
-                             log=lambda s: print(s, file=sys.stderr, flush=True), run_accepted=args.run_accepted)
-        print(json.dumps({"assignment": rep.assignment, "results": [asdict(r) for r in rep.results],
-                          "baseline_ok": rep.baseline_ok, "baseline_error": rep.baseline_error,
-                          "seconds": rep.seconds}))
+        rep = run_assignment(
+            args.worker,
+            args.jobs,
+            args.timeout,
+            args.only,
+            log=lambda s: print(s, file=sys.stderr, flush=True),
+            run_accepted=args.run_accepted,
+        )
+        print(
+            json.dumps(
+                {
+                    "assignment": rep.assignment,
+                    "results": [asdict(r) for r in rep.results],
+                    "baseline_ok": rep.baseline_ok,
+                    "baseline_error": rep.baseline_error,
+                    "seconds": rep.seconds,
+                }
+            )
+        )
         return 0
     wanted = [a for a in ASSIGNMENTS if not args.assignments or any(a.startswith(x) for x in args.assignments)]
     reports = []

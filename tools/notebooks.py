@@ -8,13 +8,14 @@ point to ``student_repository`` (the public student distribution, see tools/dist
 the private instructor ``repository``. Change them there, run ``sync``, then ``make release`` (student
 copies are regenerated from the refreshed solutions).
 """
+
 from __future__ import annotations
 
 import sys
-import tomllib
 from pathlib import Path
 
 import nbformat
+import tomllib
 
 ROOT = Path(__file__).resolve().parents[1]
 BADGE_TAG = "colab-badge"
@@ -50,16 +51,27 @@ def badge_source(relative_path: str, settings: dict[str, str] | None = None) -> 
     """Markdown/HTML of the badge. Instructor sources point at their released student copy."""
     if relative_path.startswith("solutions/"):
         relative_path = "assignments/" + relative_path.removeprefix("solutions/")
-    return (f'<a href="{colab_url(relative_path, settings)}" target="_parent">'
-            '<img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"/></a>')
+    return (
+        f'<a href="{colab_url(relative_path, settings)}" target="_parent">'
+        '<img src="https://colab.research.google.com/assets/colab-badge.svg" alt="Open In Colab"/></a>'
+    )
 
 
 # Notebooks (by file stem) that train networks on the device they are given: only their Colab set-up cell
 # says "No GPU found" on a CPU runtime. The others run on a CPU by design (small models, NumPy, widgets).
-GPU_NOTEBOOKS = frozenset({
-    "L05_optimisers", "L07_batch_normalisation", "L08_cnn_architectures", "L09_fast_training_loops",
-    "L10_understanding_and_breaking_cnns", "A3_lenet5", "A4_alexnet_vgg", "A5_nin_googlenet", "A6_resnet18",
-})
+GPU_NOTEBOOKS = frozenset(
+    {
+        "L05_optimisers",
+        "L07_batch_normalisation",
+        "L08_cnn_architectures",
+        "L09_fast_training_loops",
+        "L10_understanding_and_breaking_cnns",
+        "A3_lenet5",
+        "A4_alexnet_vgg",
+        "A5_nin_googlenet",
+        "A6_resnet18",
+    }
+)
 # On Colab, downloaded data sets are cached here when Google Drive is mounted (a new runtime keeps them).
 DRIVE_DATA_DIR = "/content/drive/MyDrive/dl-course-data"
 
@@ -79,25 +91,34 @@ def setup_source(settings: dict[str, str] | None = None, *, needs_gpu: bool = Tr
     """
     s = settings or course_settings()
     repo = student_repository(s)
-    gpu_check = '''
+    # Written as `ruff format` writes it, so that `make lint` leaves the generated cell alone.
+    gpu_check = """
     import torch
+
     if not torch.cuda.is_available():
-        print("No GPU found. This notebook trains networks: choose Runtime > Change runtime type > GPU, then rerun.")'''
+        print("No GPU found. This notebook trains networks: choose Runtime > Change runtime type > GPU, then rerun.")"""
     return f'''# Colab set-up: on Google Colab, install the course helpers (torch is already there and is left alone).
 # Anywhere else (JupyterLab with `make lab`) this cell does nothing.
 import sys
+
 IN_COLAB = "google.colab" in sys.modules
 if IN_COLAB:
-    import importlib, os, subprocess
+    import importlib
+    import os
+    import subprocess
+
     # COURSE_PIP_TARGET (optional): install the helpers from a fork, a folder or a wheel instead.
-    target = os.environ.get("COURSE_PIP_TARGET", "course-utils @ git+{repo}.git@{s['branch']}")
+    default_target = "course-utils @ git+{repo}.git@{s["branch"]}"
+    target = os.environ.get("COURSE_PIP_TARGET", default_target)
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", target], check=True)
     importlib.invalidate_caches()
     if os.path.isdir("{Path(DRIVE_DATA_DIR).parent}"):  # Google Drive is mounted: data sets survive the runtime
         os.environ.setdefault("COURSE_DATA_DIR", "{DRIVE_DATA_DIR}")
     elif "COURSE_DATA_DIR" not in os.environ:
-        print("Tip: downloads vanish with this runtime; to keep them, run `from google.colab import drive; "
-              "drive.mount('/content/drive')`, then this cell again.")''' + (gpu_check if needs_gpu else "")
+        print(
+            "Tip: downloads vanish with this runtime; to keep them, run `from google.colab import drive; "
+            "drive.mount('/content/drive')`, then this cell again."
+        )''' + (gpu_check if needs_gpu else "")
 
 
 def _tagged(cell, tag: str) -> bool:
@@ -150,8 +171,9 @@ def sync(path: Path, settings: dict[str, str] | None = None) -> bool:
 
 
 def maintained_notebooks() -> list[Path]:
-    return sorted(p for folder in MAINTAINED for p in (ROOT / folder).rglob("*.ipynb")
-                  if ".ipynb_checkpoints" not in p.parts)
+    return sorted(
+        p for folder in MAINTAINED for p in (ROOT / folder).rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -11,6 +11,7 @@ solutions, the hidden tests and all outputs; afterwards every student copy is sc
 that must not leak (solution code, markers, hidden tests) and the release fails if it finds some.
 It also records the assignment in gradebook.db, which autograding needs (``--no-db`` skips that).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,13 +40,14 @@ def discover(root: Path = ROOT) -> list[str]:
     folder = root / SOURCE_DIR
     if not folder.is_dir():
         return []
-    return sorted(p.name for p in folder.iterdir()
-                  if p.is_dir() and not p.name.startswith((".", "_")) and any(p.glob("*.ipynb")))
+    return sorted(
+        p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith((".", "_")) and any(p.glob("*.ipynb"))
+    )
 
 
 def nbgrader_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["COURSE_FAST"] = "1"            # nothing should execute, but if a preprocessor does: fast and offline
+    env["COURSE_FAST"] = "1"  # nothing should execute, but if a preprocessor does: fast and offline
     env["COURSE_OFFLINE"] = "1"
     env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     return env
@@ -57,8 +59,9 @@ def generate(assignments: list[str] | None = None, root: Path = ROOT, db: bool =
     names = assignments or known
     unknown = sorted(set(names) - set(known))
     if unknown:
-        raise SystemExit(f"No assignment {', '.join(unknown)} under {root / SOURCE_DIR} "
-                         f"(found: {', '.join(known) or 'none'}).")
+        raise SystemExit(
+            f"No assignment {', '.join(unknown)} under {root / SOURCE_DIR} (found: {', '.join(known) or 'none'})."
+        )
     targets = ["*"] if not assignments else names
     for target in targets:
         cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", target, "--force"]
@@ -67,8 +70,10 @@ def generate(assignments: list[str] | None = None, root: Path = ROOT, db: bool =
         proc = subprocess.run(cmd, cwd=root, env=nbgrader_env(), capture_output=True, text=True)
         if proc.returncode != 0:
             errors = [line for line in (proc.stdout + proc.stderr).splitlines() if "ERROR" in line or "Error" in line]
-            raise SystemExit(f"nbgrader generate_assignment {target} failed (exit {proc.returncode}):\n"
-                             + "\n".join(errors[-20:] or (proc.stdout + proc.stderr).splitlines()[-20:]))
+            raise SystemExit(
+                f"nbgrader generate_assignment {target} failed (exit {proc.returncode}):\n"
+                + "\n".join(errors[-20:] or (proc.stdout + proc.stderr).splitlines()[-20:])
+            )
     for name in names:
         for nb in sorted((root / SOURCE_DIR / name).glob("*.ipynb")):
             if not (root / RELEASE_DIR / name / nb.name).exists():
@@ -78,6 +83,7 @@ def generate(assignments: list[str] | None = None, root: Path = ROOT, db: bool =
 # ------------------------------------------------------------------------------------------------
 # What must never reach students
 # ------------------------------------------------------------------------------------------------
+
 
 def protected_lines(source_nb) -> set[str]:
     """Lines that appear only inside solution, hidden-test or mark-scheme regions of the instructor notebook.
@@ -112,14 +118,17 @@ def check_leaks(root: Path = ROOT, assignments: list[str] | None = None) -> list
             if not dst.exists():
                 problems.append(f"{RELEASE_DIR}/{name}/{src.name}: missing (run python -m tools.release)")
                 continue
-            problems += [f"{RELEASE_DIR}/{name}/{src.name}: {leak}" for leak in
-                         leaks(nbformat.read(src, as_version=4), nbformat.read(dst, as_version=4))]
+            problems += [
+                f"{RELEASE_DIR}/{name}/{src.name}: {leak}"
+                for leak in leaks(nbformat.read(src, as_version=4), nbformat.read(dst, as_version=4))
+            ]
     return problems
 
 
 # ------------------------------------------------------------------------------------------------
 # Comparing releases
 # ------------------------------------------------------------------------------------------------
+
 
 def fingerprint(nb) -> list[tuple]:
     """What matters in a student copy: per cell its type, source and non-volatile metadata."""
@@ -133,8 +142,11 @@ def fingerprint(nb) -> list[tuple]:
 def compare_trees(expected: Path, actual: Path) -> list[str]:
     """Differences between two assignments/ folders (notebooks by fingerprint, other files by bytes)."""
     diffs = []
-    files = lambda d: {p.relative_to(d).as_posix() for p in d.rglob("*")  # noqa: E731
-                       if p.is_file() and ".ipynb_checkpoints" not in p.parts and "__pycache__" not in p.parts}
+    files = lambda d: {
+        p.relative_to(d).as_posix()
+        for p in d.rglob("*")  # noqa: E731
+        if p.is_file() and ".ipynb_checkpoints" not in p.parts and "__pycache__" not in p.parts
+    }
     exp, act = files(expected) if expected.exists() else set(), files(actual) if actual.exists() else set()
     diffs += [f"{f}: missing from the committed release" for f in sorted(exp - act)]
     diffs += [f"{f}: in the committed release but not generated from {SOURCE_DIR}/" for f in sorted(act - exp)]
@@ -173,11 +185,16 @@ def stale(root: Path = ROOT, assignments: list[str] | None = None) -> list[str]:
         names = assignments or discover(root)
         diffs = []
         for name in names:
-            diffs += [f"{RELEASE_DIR}/{name}/{d}" for d in
-                      compare_trees(scratch / RELEASE_DIR / name, root / RELEASE_DIR / name)]
+            diffs += [
+                f"{RELEASE_DIR}/{name}/{d}"
+                for d in compare_trees(scratch / RELEASE_DIR / name, root / RELEASE_DIR / name)
+            ]
         if not assignments:
-            extra = sorted(p.name for p in (root / RELEASE_DIR).iterdir() if p.is_dir() and p.name not in names) \
-                if (root / RELEASE_DIR).is_dir() else []
+            extra = (
+                sorted(p.name for p in (root / RELEASE_DIR).iterdir() if p.is_dir() and p.name not in names)
+                if (root / RELEASE_DIR).is_dir()
+                else []
+            )
             diffs += [f"{RELEASE_DIR}/{name}: no matching folder in {SOURCE_DIR}/ (delete it?)" for name in extra]
         return diffs
 
@@ -195,8 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         diffs = stale(root, names) + check_leaks(root, names)
         for d in diffs:
             print(d)
-        print("assignments/ is up to date." if not diffs else
-              f"{len(diffs)} problem(s): run `python -m tools.release` (make release) and commit assignments/.")
+        print(
+            "assignments/ is up to date."
+            if not diffs
+            else f"{len(diffs)} problem(s): run `python -m tools.release` (make release) and commit assignments/."
+        )
         return 1 if diffs else 0
     generate(names, root, db=not args.no_db)
     problems = check_leaks(root, names)

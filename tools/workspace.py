@@ -11,6 +11,7 @@
   course has since changed a file: a copy you never changed is replaced by the new version; for a copy you
   changed it says so, and you get the new version next to yours by renaming your copy and running it again.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,9 +48,11 @@ class SyncReport:
         if self.refreshed:
             lines.append(f"Updated to the course's new version (you had not changed them): {names(self.refreshed)}.")
         if self.updated_in_course:
-            lines.append("The course has a newer version of: " + ", ".join(self.updated_in_course) + ". "
-                         "Your copies are unchanged. To get a new version, rename your copy (e.g. add _mine to "
-                         "its name) and run `make lab` again.")
+            lines.append(
+                "The course has a newer version of: " + ", ".join(self.updated_in_course) + ". "
+                "Your copies are unchanged. To get a new version, rename your copy (e.g. add _mine to "
+                "its name) and run `make lab` again."
+            )
         return "\n".join(lines)
 
 
@@ -63,8 +66,11 @@ def course_files(root: Path = ROOT) -> list[str]:
     for folder in COURSE_FOLDERS:
         base = root / folder
         if base.is_dir():
-            files += [p.relative_to(root).as_posix() for p in base.rglob("*")
-                      if p.is_file() and not SKIPPED_PARTS & set(p.parts)]
+            files += [
+                p.relative_to(root).as_posix()
+                for p in base.rglob("*")
+                if p.is_file() and not SKIPPED_PARTS & set(p.parts)
+            ]
     return sorted(files)
 
 
@@ -108,8 +114,12 @@ def sync(dest: Path, root: Path = ROOT) -> SyncReport:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.workspace", description=__doc__.split("\n\n")[0])
-    parser.add_argument("dest", nargs="?", default=DEFAULT_DEST,
-                        help=f"your work folder, relative to the repository (default: {DEFAULT_DEST})")
+    parser.add_argument(
+        "dest",
+        nargs="?",
+        default=DEFAULT_DEST,
+        help=f"your work folder, relative to the repository (default: {DEFAULT_DEST})",
+    )
     args = parser.parse_args(argv)
     dest = Path(args.dest)
     print(sync(dest if dest.is_absolute() else ROOT / dest).summary())

@@ -13,6 +13,7 @@ Public helpers::
     ConvArithmetic(n=5, f=3, p=1, s=2).widget()
     frame_strip(5, 3, p=1, s=2)             # a static strip of frames (no live kernel needed)
 """
+
 from __future__ import annotations
 
 import math
@@ -24,24 +25,33 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.patches import Rectangle
 
-__all__ = ["effective_kernel_size", "conv_output_size", "conv_transpose_output_size", "fit_explanation",
-           "ConvArithmetic", "frame_strip", "benchmark_redraw"]
+__all__ = [
+    "effective_kernel_size",
+    "conv_output_size",
+    "conv_transpose_output_size",
+    "fit_explanation",
+    "ConvArithmetic",
+    "frame_strip",
+    "benchmark_redraw",
+]
 
 # Colours (colour-blind friendly pairs from ColorBrewer "Paired").
 _PAD = np.array([1.0, 1.0, 1.0])
-_INPUT = np.array([0.651, 0.808, 0.890])      # light blue
-_TAP = np.array([0.122, 0.471, 0.706])        # dark blue: input cells the window reads
-_TAP_PAD = np.array([0.55, 0.70, 0.85])       # mid blue: padding (zero) cells the window reads
-_DONE = np.array([0.698, 0.875, 0.541])       # light green: outputs already computed
-_CURRENT = np.array([0.200, 0.627, 0.173])    # dark green: the output being computed
-_TODO = np.array([0.94, 0.94, 0.94])          # grey: outputs still to compute
-_UNVISITED = np.array([0.85, 0.20, 0.20])     # red: cells a rounded-down convolution never reads
+_INPUT = np.array([0.651, 0.808, 0.890])  # light blue
+_TAP = np.array([0.122, 0.471, 0.706])  # dark blue: input cells the window reads
+_TAP_PAD = np.array([0.55, 0.70, 0.85])  # mid blue: padding (zero) cells the window reads
+_DONE = np.array([0.698, 0.875, 0.541])  # light green: outputs already computed
+_CURRENT = np.array([0.200, 0.627, 0.173])  # dark green: the output being computed
+_TODO = np.array([0.94, 0.94, 0.94])  # grey: outputs still to compute
+_UNVISITED = np.array([0.85, 0.20, 0.20])  # red: cells a rounded-down convolution never reads
 
 
 def _check_int(name: str, value, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be a whole number, got {value!r} ({type(value).__name__}). "
-                         f"Sizes, paddings, strides and dilations count grid cells, so pass e.g. {name}={minimum + 1}.")
+        raise ValueError(
+            f"{name} must be a whole number, got {value!r} ({type(value).__name__}). "
+            f"Sizes, paddings, strides and dilations count grid cells, so pass e.g. {name}={minimum + 1}."
+        )
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}.")
     return int(value)
@@ -49,8 +59,13 @@ def _check_int(name: str, value, minimum: int) -> int:
 
 def _check_conv_args(n, f, p, s, d) -> tuple[int, int, int, int, int]:
     """Validate the five conv hyper-parameters (sizes >= 1, padding >= 0) and return them as ints."""
-    return (_check_int("n (input size)", n, 1), _check_int("f (filter size)", f, 1), _check_int("p (padding)", p, 0),
-            _check_int("s (stride)", s, 1), _check_int("d (dilation)", d, 1))
+    return (
+        _check_int("n (input size)", n, 1),
+        _check_int("f (filter size)", f, 1),
+        _check_int("p (padding)", p, 0),
+        _check_int("s (stride)", s, 1),
+        _check_int("d (dilation)", d, 1),
+    )
 
 
 def effective_kernel_size(f: int, d: int = 1) -> int:
@@ -81,8 +96,10 @@ def fit_explanation(n: int, f: int, p: int = 0, s: int = 1, d: int = 1) -> str |
     span = f"{f}x{f} window" if d == 1 else f"{f}x{f} window with dilation {d} (it spans {k}x{k} cells)"
     if k > n + 2 * p:
         need = math.ceil((k - n) / 2)
-        return (f"The {span} is larger than the padded input ({n} + 2*{p} = {n + 2 * p} cells): "
-                f"there is nowhere to put it. Use padding {need} or more, or a smaller filter.")
+        return (
+            f"The {span} is larger than the padded input ({n} + 2*{p} = {n + 2 * p} cells): "
+            f"there is nowhere to put it. Use padding {need} or more, or a smaller filter."
+        )
     expr, value = _expression(n, f, p, s, d)
     if value.is_integer():
         return None
@@ -94,13 +111,16 @@ def fit_explanation(n: int, f: int, p: int = 0, s: int = 1, d: int = 1) -> str |
         fixes.append("stride " + " or ".join(str(t) for t in strides))
     fixes.append(f"an input of size {n + s - left}")
     unvisited = "1 row/column" if left == 1 else f"{left} rows/columns"
-    return (f"{expr} is not an integer: the window does not tile the input "
-            f"(stepping by {s} leaves {unvisited} of the padded input unvisited); "
-            + (f"use {fixes[0]}." if len(fixes) == 1 else f"use one of: {'; '.join(fixes)}."))
+    return (
+        f"{expr} is not an integer: the window does not tile the input "
+        f"(stepping by {s} leaves {unvisited} of the padded input unvisited); "
+        + (f"use {fixes[0]}." if len(fixes) == 1 else f"use one of: {'; '.join(fixes)}.")
+    )
 
 
-def conv_output_size(n: int, f: int, p: int = 0, s: int = 1, d: int = 1, ceil_mode: bool = False,
-                     *, strict: bool = True) -> int:
+def conv_output_size(
+    n: int, f: int, p: int = 0, s: int = 1, d: int = 1, ceil_mode: bool = False, *, strict: bool = True
+) -> int:
     """Output size of a convolution or pooling window along one axis.
 
     ``floor((n + 2p - d(f-1) - 1) / s) + 1``, i.e. ``(n + 2p - F_eff) / s + 1`` with the
@@ -122,8 +142,10 @@ def conv_output_size(n: int, f: int, p: int = 0, s: int = 1, d: int = 1, ceil_mo
             out -= 1
         return out
     if strict and (n + 2 * p - k) % s:
-        raise ValueError(fit_explanation(n, f, p, s, d)
-                         + " (Pass strict=False to round down as PyTorch does, or ceil_mode=True to round up.)")
+        raise ValueError(
+            fit_explanation(n, f, p, s, d)
+            + " (Pass strict=False to round down as PyTorch does, or ceil_mode=True to round up.)"
+        )
     return (n + 2 * p - k) // s + 1
 
 
@@ -136,12 +158,16 @@ def conv_transpose_output_size(n: int, f: int, p: int = 0, s: int = 1, d: int = 
     n, f, p, s, d = _check_conv_args(n, f, p, s, d)
     output_padding = _check_int("output_padding", output_padding, 0)
     if output_padding >= max(s, d):
-        raise ValueError(f"output_padding must be smaller than the stride or the dilation "
-                         f"(here max({s}, {d}) = {max(s, d)}), got {output_padding}.")
+        raise ValueError(
+            f"output_padding must be smaller than the stride or the dilation "
+            f"(here max({s}, {d}) = {max(s, d)}), got {output_padding}."
+        )
     out = (n - 1) * s - 2 * p + d * (f - 1) + output_padding + 1
     if out < 1:
-        raise ValueError(f"(n - 1)s - 2p + d(f - 1) + output_padding + 1 = {out}: the padding {p} crops away "
-                         "the whole output. Use a smaller padding.")
+        raise ValueError(
+            f"(n - 1)s - 2p + d(f - 1) + output_padding + 1 = {out}: the padding {p} crops away "
+            "the whole output. Use a smaller padding."
+        )
     return out
 
 
@@ -152,8 +178,16 @@ class ConvArithmetic:
     and ``position``, the index (row-major) of the output cell being computed.
     """
 
-    def __init__(self, n: int = 5, f: int = 3, p: int = 1, s: int = 2, d: int = 1, position: int = 0,
-                 figsize: tuple[float, float] = (6.4, 3.6)):
+    def __init__(
+        self,
+        n: int = 5,
+        f: int = 3,
+        p: int = 1,
+        s: int = 2,
+        d: int = 1,
+        position: int = 0,
+        figsize: tuple[float, float] = (6.4, 3.6),
+    ):
         self.fig, self.ax = plt.subplots(figsize=figsize)
         plt.close(self.fig)  # shown explicitly (display / widget), never twice
         # plt.close() leaves the figure with a do-nothing base canvas; give it a real (Agg) one so that
@@ -173,15 +207,18 @@ class ConvArithmetic:
             merged[name] = _check_int(name, merged[name], minimum)
         self.params = merged
         self.explanation = fit_explanation(merged["n"], merged["f"], merged["p"], merged["s"], merged["d"])
-        self.out = None if self.explanation else conv_output_size(merged["n"], merged["f"], merged["p"],
-                                                                  merged["s"], merged["d"])
+        self.out = (
+            None
+            if self.explanation
+            else conv_output_size(merged["n"], merged["f"], merged["p"], merged["s"], merged["d"])
+        )
         if self.out is not None:
-            self.params["position"] = min(merged["position"], self.out ** 2 - 1)
+            self.params["position"] = min(merged["position"], self.out**2 - 1)
 
     @property
     def positions(self) -> int:
         """Number of window positions (output cells); 0 when the parameters do not fit."""
-        return 0 if self.out is None else self.out ** 2
+        return 0 if self.out is None else self.out**2
 
     def window_cells(self) -> tuple[np.ndarray, np.ndarray]:
         """Rows and columns (in padded coordinates) that the current window reads."""
@@ -201,10 +238,11 @@ class ConvArithmetic:
         if self.out is None:
             return head + ": does not fit", self.explanation
         expr, _ = _expression(n, f, pad, s, d)
-        return head, f"{expr}   (output cell {p['position'] + 1} of {self.out ** 2})"
+        return head, f"{expr}   (output cell {p['position'] + 1} of {self.out**2})"
 
-    def draw(self, ax: plt.Axes | None = None, title: bool = True, fontsize: float = 9,
-             text: bool = True) -> plt.Figure:
+    def draw(
+        self, ax: plt.Axes | None = None, title: bool = True, fontsize: float = 9, text: bool = True
+    ) -> plt.Figure:
         """Redraw the picture (onto ``ax`` if given, else onto this object's own figure).
 
         ``text=False`` leaves out the title and the explanation box (the widget shows them as HTML:
@@ -223,7 +261,7 @@ class ConvArithmetic:
         # input picture: padding white, input light blue, window taps dark blue
         img = np.empty((npad, npad, 3))
         img[:] = _PAD
-        img[pad:pad + n, pad:pad + n] = _INPUT
+        img[pad : pad + n, pad : pad + n] = _INPUT
         if self.out is not None:
             rows, cols = self.window_cells()
             inside_r = (rows >= pad) & (rows < pad + n)
@@ -241,16 +279,37 @@ class ConvArithmetic:
         edges = np.arange(npad + 1)
         ax.pcolormesh(edges, edges, img, edgecolors="0.6", linewidth=0.5)
         ax.add_patch(Rectangle((pad, pad), n, n, fill=False, edgecolor="black", linewidth=1.4))
-        ax.text(npad / 2, npad + 0.45, f"input {n}x{n}" + (f", padding {pad}" if pad else ""),
-                ha="center", va="top", fontsize=fontsize)
+        ax.text(
+            npad / 2,
+            npad + 0.45,
+            f"input {n}x{n}" + (f", padding {pad}" if pad else ""),
+            ha="center",
+            va="top",
+            fontsize=fontsize,
+        )
         x0 = npad + 1.5
         if self.out is None:
             if effective_kernel_size(f, d) <= npad:
-                ax.text(npad / 2, npad + 1.1, "red: never visited", ha="center", va="top",
-                        fontsize=fontsize - 1, color="firebrick")
+                ax.text(
+                    npad / 2,
+                    npad + 1.1,
+                    "red: never visited",
+                    ha="center",
+                    va="top",
+                    fontsize=fontsize - 1,
+                    color="firebrick",
+                )
             if text:
-                ax.text(x0, npad / 2, _wrap(self.explanation, 46), ha="left", va="center", fontsize=fontsize,
-                        color="firebrick", bbox=dict(boxstyle="round", facecolor="mistyrose", edgecolor="firebrick"))
+                ax.text(
+                    x0,
+                    npad / 2,
+                    _wrap(self.explanation, 46),
+                    ha="left",
+                    va="center",
+                    fontsize=fontsize,
+                    color="firebrick",
+                    bbox=dict(boxstyle="round", facecolor="mistyrose", edgecolor="firebrick"),
+                )
             ax.set_xlim(-0.2, x0 + 13)
             ax.set_ylim(npad + 1.6, -0.3)
             ax.set_title(self.caption()[0] if title and text else "", fontsize=fontsize + 1)
@@ -261,9 +320,14 @@ class ConvArithmetic:
         oimg = np.empty((out * out, 3))
         oimg[:k] = _DONE
         oimg[k] = _CURRENT
-        oimg[k + 1:] = _TODO
-        ax.pcolormesh(x0 + np.arange(out + 1), y0 + np.arange(out + 1), oimg.reshape(out, out, 3),
-                      edgecolors="black", linewidth=0.8)
+        oimg[k + 1 :] = _TODO
+        ax.pcolormesh(
+            x0 + np.arange(out + 1),
+            y0 + np.arange(out + 1),
+            oimg.reshape(out, out, 3),
+            edgecolors="black",
+            linewidth=0.8,
+        )
         ax.text(x0 + out / 2, y0 + out + 0.45, f"output {out}x{out}", ha="center", va="top", fontsize=fontsize)
         # the window's outline, and thin lines from its corners to the output cell it produces
         rows, cols = self.window_cells()
@@ -293,8 +357,9 @@ class ConvArithmetic:
             "s": w.IntSlider(value=p["s"], min=1, max=4, description="stride S", style=style),
             "d": w.IntSlider(value=p["d"], min=1, max=3, description="dilation", style=style),
         }
-        position = w.IntSlider(value=p["position"], min=0, max=max(self.positions - 1, 0),
-                               description="position", style=style)
+        position = w.IntSlider(
+            value=p["position"], min=0, max=max(self.positions - 1, 0), description="position", style=style
+        )
         play = w.Play(value=position.value, min=0, max=position.max, interval=600, description="slide the window")
         w.jslink((play, "value"), (position, "value"))
         out = w.Output()
@@ -303,8 +368,10 @@ class ConvArithmetic:
         def show() -> None:
             head, detail = self.caption()
             colour = "firebrick" if self.out is None else "black"
-            caption.value = (f"<div style='font-family:sans-serif'><b>{html.escape(head)}</b><br>"
-                             f"<span style='color:{colour}'>{html.escape(detail)}</span></div>")
+            caption.value = (
+                f"<div style='font-family:sans-serif'><b>{html.escape(head)}</b><br>"
+                f"<span style='color:{colour}'>{html.escape(detail)}</span></div>"
+            )
             with out:
                 clear_output(wait=True)
                 display(self.draw(text=False))
@@ -326,8 +393,13 @@ class ConvArithmetic:
             s.observe(on_params, names="value")
         position.observe(on_position, names="value")
         show()
-        return w.VBox([w.HBox([w.VBox(list(sliders.values())[:3]),
-                               w.VBox(list(sliders.values())[3:] + [position, play])]), caption, out])
+        return w.VBox(
+            [
+                w.HBox([w.VBox(list(sliders.values())[:3]), w.VBox(list(sliders.values())[3:] + [position, play])]),
+                caption,
+                out,
+            ]
+        )
 
 
 def _wrap(text: str, width: int) -> str:
@@ -336,8 +408,9 @@ def _wrap(text: str, width: int) -> str:
     return "\n".join(textwrap.wrap(text, width))
 
 
-def frame_strip(n: int, f: int, p: int = 0, s: int = 1, d: int = 1, frames: int | None = 4,
-                ncols: int = 5, size: float = 2.6) -> plt.Figure:
+def frame_strip(
+    n: int, f: int, p: int = 0, s: int = 1, d: int = 1, frames: int | None = 4, ncols: int = 5, size: float = 2.6
+) -> plt.Figure:
     """A static row of frames showing the window at ``frames`` evenly spaced positions.
 
     ``frames=None`` draws every position (``ncols`` frames per row). When the parameters do not fit, one frame shows the explanation.
@@ -353,7 +426,7 @@ def frame_strip(n: int, f: int, p: int = 0, s: int = 1, d: int = 1, frames: int 
     ncols = max(1, min(ncols, len(picks)))
     nrows = -(-len(picks) // ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * 0.85 * nrows + 0.3), squeeze=False)
-    for ax in axes.flat[len(picks):]:
+    for ax in axes.flat[len(picks) :]:
         ax.set_axis_off()
     for ax, k in zip(axes.flat, picks):
         demo.set(position=int(k))
@@ -370,8 +443,12 @@ def benchmark_redraw() -> float:
     from ..widgets import render, time_call
 
     demo = ConvArithmetic()
-    settings = [dict(n=7, f=3, p=1, s=2, d=1, position=4), dict(n=6, f=3, p=0, s=1, d=2, position=3),
-                dict(n=7, f=3, p=0, s=3, d=1, position=0), dict(n=5, f=3, p=1, s=2, d=1, position=8)]
+    settings = [
+        dict(n=7, f=3, p=1, s=2, d=1, position=4),
+        dict(n=6, f=3, p=0, s=1, d=2, position=3),
+        dict(n=7, f=3, p=0, s=3, d=1, position=0),
+        dict(n=5, f=3, p=1, s=2, d=1, position=8),
+    ]
     state = {"i": 0}
 
     def update() -> None:  # what the widget does when a slider moves

@@ -11,6 +11,7 @@ Everything expensive (one SVD per width and seed) is computed once in
 :class:`RandomFeaturesExplorer`; a redraw after a slider moves only does small matrix-vector
 products, which keeps the widget responsive.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,8 +38,10 @@ def relu_features(X: np.ndarray, W: np.ndarray) -> np.ndarray:
     if X.ndim != 2 or W.ndim != 2:
         raise ValueError(f"relu_features needs 2-D arrays X [n, d] and W [d, p]; got shapes {X.shape} and {W.shape}.")
     if X.shape[1] != W.shape[0]:
-        raise ValueError(f"X has {X.shape[1]} input columns but W has {W.shape[0]} rows; they must match "
-                         "(W is [d, p] for inputs with d numbers).")
+        raise ValueError(
+            f"X has {X.shape[1]} input columns but W has {W.shape[0]} rows; they must match "
+            "(W is [d, p] for inputs with d numbers)."
+        )
     return np.maximum(X @ W, 0.0)
 
 
@@ -89,11 +92,11 @@ class RandomFeaturesExplorer:
     target ``f`` on fresh inputs, averaged over ``seeds`` draws of data and features.
     """
 
-    def __init__(self, n: int = 100, d: int = 20, widths=None, seeds: int = 3, n_test: int = 1000,
-                 seed: int = 0):
+    def __init__(self, n: int = 100, d: int = 20, widths=None, seeds: int = 3, n_test: int = 1000, seed: int = 0):
         if n < 10 or d < 1 or seeds < 1 or n_test < 10:
-            raise ValueError(f"Need n >= 10, d >= 1, seeds >= 1 and n_test >= 10; got n={n}, d={d}, "
-                             f"seeds={seeds}, n_test={n_test}.")
+            raise ValueError(
+                f"Need n >= 10, d >= 1, seeds >= 1 and n_test >= 10; got n={n}, d={d}, seeds={seeds}, n_test={n_test}."
+            )
         self.n, self.d = n, d
         self.widths = default_widths(n) if widths is None else np.asarray(sorted(set(int(p) for p in widths)))
         if self.widths.min() < 1:
@@ -127,11 +130,12 @@ class RandomFeaturesExplorer:
                 keep = s > np.finfo(float).eps * max(n, p) * s[0]
                 U, s, Vt = U[:, keep], s[keep], Vt[keep]
                 FtV = F_test_all[:, :p] @ Vt.T
-                rows.append((s, U.T @ f, U.T @ eps, FtV.T @ FtV / n_test, FtV.T @ f_test / n_test,
-                             f_test @ f_test / n_test))
+                rows.append(
+                    (s, U.T @ f, U.T @ eps, FtV.T @ FtV / n_test, FtV.T @ f_test / n_test, f_test @ f_test / n_test)
+                )
         r = max(len(row[0]) for row in rows)
         B = len(rows)
-        self._s = np.ones((B, r))          # padding: s = 1 with zero targets gives c = 0 there
+        self._s = np.ones((B, r))  # padding: s = 1 with zero targets gives c = 0 there
         self._Uf, self._Ueps, self._b = np.zeros((B, r)), np.zeros((B, r)), np.zeros((B, r))
         self._G = np.zeros((B, r, r))
         self._ff = np.array([row[5] for row in rows])
@@ -146,7 +150,7 @@ class RandomFeaturesExplorer:
         if noise < 0 or lam < 0:
             raise ValueError(f"noise and lam must be >= 0; got noise={noise}, lam={lam}.")
         # plain einsum (no BLAS, so no thread pool to limit): a few hundred thousand flops
-        c = self._s / (self._s ** 2 + lam) * (self._Uf + noise * self._Ueps)  # read-out in the V basis
+        c = self._s / (self._s**2 + lam) * (self._Uf + noise * self._Ueps)  # read-out in the V basis
         Gc = np.einsum("bij,bj->bi", self._G, c)
         risk = np.maximum(np.einsum("bi,bi->b", c, Gc - 2.0 * self._b) + self._ff, 0.0)
         norm = np.sqrt(np.einsum("bi,bi->b", c, c))
@@ -159,7 +163,7 @@ class RandomFeaturesExplorer:
         The figure, axes, lines, legend and titles are built once; a redraw only updates them in
         place (data, y limits, legend and title text).
         """
-        lam = 10.0 ** log10_lam
+        lam = 10.0**log10_lam
         base_risk, base_norm = self.curves(noise, 0.0)
         risk, norm = self.curves(noise, lam)
         if not hasattr(self, "_lines"):
@@ -181,8 +185,8 @@ class RandomFeaturesExplorer:
         self._lines = []
         self._minor = []  # per axis: (axis, its log minor locator, one marker line drawing those ticks)
         for ax, label in ((self.ax_risk, "test risk (MSE vs clean target)"), (self.ax_norm, "norm of read-out |a|")):
-            base, = ax.plot(ratio, np.ones_like(ratio), color="0.6", lw=1.5, label="minimum norm (no ridge)")
-            cur, = ax.plot(ratio, np.ones_like(ratio), "o-", color="C3", ms=3, label="ridge")
+            (base,) = ax.plot(ratio, np.ones_like(ratio), color="0.6", lw=1.5, label="minimum norm (no ridge)")
+            (cur,) = ax.plot(ratio, np.ones_like(ratio), "o-", color="C3", ms=3, label="ridge")
             self._lines.append((base, cur))
             ax.axvline(1.0, color="k", ls="--", lw=0.8)
             ax.set_xscale("log")
@@ -193,11 +197,22 @@ class RandomFeaturesExplorer:
             ax.xaxis.set_label_coords(0.5, -0.13)
             ax.yaxis.set_label_coords(-0.13, 0.5)  # moved left in _update_minor_ticks if minor labels show
             ax.grid(alpha=0.3, which="major")
-            for axis, marker, transform in ((ax.xaxis, TICKDOWN, ax.get_xaxis_transform()),
-                                            (ax.yaxis, TICKLEFT, ax.get_yaxis_transform())):
-                marks = Line2D([], [], ls="none", marker=marker, ms=plt.rcParams["xtick.minor.size"],
-                               mew=plt.rcParams["xtick.minor.width"], color=plt.rcParams["xtick.color"],
-                               transform=transform, clip_on=False, zorder=2.5)
+            for axis, marker, transform in (
+                (ax.xaxis, TICKDOWN, ax.get_xaxis_transform()),
+                (ax.yaxis, TICKLEFT, ax.get_yaxis_transform()),
+            ):
+                marks = Line2D(
+                    [],
+                    [],
+                    ls="none",
+                    marker=marker,
+                    ms=plt.rcParams["xtick.minor.size"],
+                    mew=plt.rcParams["xtick.minor.width"],
+                    color=plt.rcParams["xtick.color"],
+                    transform=transform,
+                    clip_on=False,
+                    zorder=2.5,
+                )
                 # a figure-level artist (axes transform): not a data line of the axes, so it neither
                 # enters autoscaling nor the axes' lines / legend
                 self.fig.add_artist(marks)
@@ -242,10 +257,12 @@ class RandomFeaturesExplorer:
         import ipywidgets as w
         from IPython.display import clear_output, display
 
-        noise = w.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.05, description="label noise",
-                              continuous_update=False)
-        lam = w.FloatSlider(value=-8.0, min=-8.0, max=2.0, step=0.25, description="log10 lambda",
-                            continuous_update=False)
+        noise = w.FloatSlider(
+            value=0.5, min=0.0, max=1.0, step=0.05, description="label noise", continuous_update=False
+        )
+        lam = w.FloatSlider(
+            value=-8.0, min=-8.0, max=2.0, step=0.25, description="log10 lambda", continuous_update=False
+        )
         out = w.Output()
 
         def show(_=None) -> None:

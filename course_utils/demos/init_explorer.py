@@ -12,12 +12,13 @@ Only the weight scale changes between schemes: every scheme rescales the *same* 
 what you see is the effect of the scale and nothing else. (The PyTorch default is the one uniform
 scheme and the one with a random bias, as in ``nn.Linear``.)
 """
+
 from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,8 +32,18 @@ from matplotlib.transforms import Bbox
 
 from ..widgets import one_thread
 
-__all__ = ["ACTIVATIONS", "SCHEMES", "SHAPES", "InitExplorer", "Propagation", "benchmark_redraw",
-           "init_std", "layer_histograms", "layer_widths", "propagate"]
+__all__ = [
+    "ACTIVATIONS",
+    "SCHEMES",
+    "SHAPES",
+    "InitExplorer",
+    "Propagation",
+    "benchmark_redraw",
+    "init_std",
+    "layer_histograms",
+    "layer_widths",
+    "propagate",
+]
 
 ACTIVATIONS = ("linear", "tanh", "relu", "sigmoid")
 SHAPES = ("constant", "funnel")
@@ -68,13 +79,13 @@ def init_std(scheme: str, fan_in: int, fan_out: int) -> float:
     if not (isinstance(fan_in, int) and isinstance(fan_out, int)) or fan_in < 1 or fan_out < 1:
         raise ValueError(f"fan_in and fan_out must be positive integers, got {fan_in!r} and {fan_out!r}.")
     variance = {
-        "small": 0.01 ** 2,
+        "small": 0.01**2,
         "lecun": 1 / fan_in,
         "xavier": 2 / (fan_in + fan_out),
         "he_in": 2 / fan_in,
         "he_out": 2 / fan_out,
         "pytorch": 1 / (3 * fan_in),
-        "large": 0.2 ** 2,
+        "large": 0.2**2,
     }[scheme]
     return math.sqrt(variance)
 
@@ -101,11 +112,11 @@ class Propagation:
 
     widths: list[int]
     activations: list[torch.Tensor]  # h_1 ... h_L, each [batch, n_l]
-    grads: list[torch.Tensor]        # dL/dz_1 ... dL/dz_L, each [batch, n_l]
-    weights: list[torch.Tensor]      # W_1 ... W_L, each [n_l, n_(l-1)]
+    grads: list[torch.Tensor]  # dL/dz_1 ... dL/dz_L, each [batch, n_l]
+    weights: list[torch.Tensor]  # W_1 ... W_L, each [n_l, n_(l-1)]
     biases: list[torch.Tensor | None]
-    inputs: torch.Tensor             # x = h_0, [batch, n_0]
-    output_grad: torch.Tensor        # g = dL/dh_L, [batch, n_L]; the loss is L = sum(h_L * g)
+    inputs: torch.Tensor  # x = h_0, [batch, n_0]
+    output_grad: torch.Tensor  # g = dL/dh_L, [batch, n_L]; the loss is L = sum(h_L * g)
 
     @property
     def act_std(self) -> list[float]:
@@ -136,8 +147,6 @@ _ACT = {
 }
 
 
-
-
 def _run(bank: _RandomBank, depth: int, widths: list[int], activation: str, scheme: str) -> Propagation:
     """Forward and manual backward pass (checked against autograd in the tests and in L3)."""
     act, act_grad = _ACT[activation]
@@ -154,7 +163,7 @@ def _run(bank: _RandomBank, depth: int, widths: list[int], activation: str, sche
         else:
             weights.append(base * std)
             biases.append(None)
-    h = bank.x[:, :widths[0]]
+    h = bank.x[:, : widths[0]]
     zs, hs = [], []
     for W, b in zip(weights, biases):
         z = h @ W.T
@@ -163,18 +172,32 @@ def _run(bank: _RandomBank, depth: int, widths: list[int], activation: str, sche
         h = act(z)
         zs.append(z)
         hs.append(h)
-    grad_h = bank.g[:, :widths[-1]]  # L = sum(h_L * g)  =>  dL/dh_L = g
+    grad_h = bank.g[:, : widths[-1]]  # L = sum(h_L * g)  =>  dL/dh_L = g
     grads = [torch.empty(0)] * depth
     for layer in range(depth - 1, -1, -1):
         delta = grad_h * act_grad(zs[layer], hs[layer])
         grads[layer] = delta
         grad_h = delta @ weights[layer]
-    return Propagation(widths=widths, activations=hs, grads=grads, weights=weights, biases=biases,
-                       inputs=bank.x[:, :widths[0]], output_grad=bank.g[:, :widths[-1]])
+    return Propagation(
+        widths=widths,
+        activations=hs,
+        grads=grads,
+        weights=weights,
+        biases=biases,
+        inputs=bank.x[:, : widths[0]],
+        output_grad=bank.g[:, : widths[-1]],
+    )
 
 
-def propagate(depth: int = 10, width: int = 256, activation: str = "tanh", scheme: str = "xavier",
-              shape: str = "constant", batch: int = BATCH, seed: int = 0) -> Propagation:
+def propagate(
+    depth: int = 10,
+    width: int = 256,
+    activation: str = "tanh",
+    scheme: str = "xavier",
+    shape: str = "constant",
+    batch: int = BATCH,
+    seed: int = 0,
+) -> Propagation:
     """One forward pass of ``batch`` standard-normal inputs and one backward pass of a
     standard-normal output gradient through ``depth`` bias-free layers (PyTorch default: with bias).
     """
@@ -273,7 +296,7 @@ class _StaticTextLayer(Artist):
                 x0, y0 = max(int(box.x0) - 2, 0), max(int(box.y0) - 2, 0)
                 x1, y1 = min(int(math.ceil(box.x1)) + 2, width), min(int(math.ceil(box.y1)) + 2, height)
                 if x1 > x0 and y1 > y0:  # the buffer's rows run top-down, draw_image wants them bottom-up
-                    patches.append((x0, y0, pixels[height - y1:height - y0, x0:x1][::-1].copy()))
+                    patches.append((x0, y0, pixels[height - y1 : height - y0, x0:x1][::-1].copy()))
             self._cache[key] = patches
         gc = renderer.new_gc()
         for x0, y0, patch in self._cache[key]:
@@ -302,8 +325,15 @@ def _change(stds: np.ndarray, layers: np.ndarray) -> str:
 class InitExplorer:
     """The figure behind the L3 widget; ``update(...)`` recomputes, ``draw()`` redraws in place."""
 
-    def __init__(self, depth: int = 10, width: int = 256, activation: str = "tanh", scheme: str = "xavier",
-                 shape: str = "constant", seed: int = 0) -> None:
+    def __init__(
+        self,
+        depth: int = 10,
+        width: int = 256,
+        activation: str = "tanh",
+        scheme: str = "xavier",
+        shape: str = "constant",
+        seed: int = 0,
+    ) -> None:
         self._bank = _RandomBank(MAX_DEPTH, MAX_WIDTH, BATCH, seed)
         # A Figure outside pyplot: nothing to close, and it keeps its Agg canvas (a figure closed with
         # plt.close falls back to a canvas that does not draw, which would make redraw timings meaningless).
@@ -329,10 +359,12 @@ class InitExplorer:
         self._std_title = ax.set_title("", fontsize=9, y=1.0)
         norm = PowerNorm(gamma=0.4, vmin=0, vmax=1)
         blank = np.zeros((BINS, 2))
-        self._img_act = self.ax_act.imshow(blank, aspect="auto", origin="lower", cmap="magma", norm=norm,
-                                           interpolation="nearest")
-        self._img_grad = self.ax_grad.imshow(blank, aspect="auto", origin="lower", cmap="magma", norm=norm,
-                                             interpolation="nearest")
+        self._img_act = self.ax_act.imshow(
+            blank, aspect="auto", origin="lower", cmap="magma", norm=norm, interpolation="nearest"
+        )
+        self._img_grad = self.ax_grad.imshow(
+            blank, aspect="auto", origin="lower", cmap="magma", norm=norm, interpolation="nearest"
+        )
         self.ax_act.set_title("activations: one histogram per layer", fontsize=9, y=1.0)
         self.ax_grad.set_title("gradients (they flow right to left)", fontsize=9, y=1.0)
         self.ax_act.set_ylabel("value")
@@ -346,8 +378,14 @@ class InitExplorer:
         self._suptitle = self.fig.suptitle("", fontsize=10)
         # Static text (fixed positions, see above) is rasterised once; the dynamic titles, ticks and
         # tick labels are drawn afresh on every redraw.
-        static = [self.ax_act.title, self.ax_grad.title, self.ax_std.yaxis.label, self.ax_act.yaxis.label,
-                  self.ax_std.get_legend(), x_label]
+        static = [
+            self.ax_act.title,
+            self.ax_grad.title,
+            self.ax_std.yaxis.label,
+            self.ax_act.yaxis.label,
+            self.ax_std.get_legend(),
+            x_label,
+        ]
         self.fig.add_artist(_StaticTextLayer(static))
 
     def update(self, *, depth: int, width: int, activation: str, scheme: str, shape: str = "constant") -> Propagation:
@@ -388,8 +426,10 @@ class InitExplorer:
         lo, hi = (np.nanmin(both), np.nanmax(both)) if np.isfinite(both).any() else (1.0, 1.0)
         ax.set_xlim(0.5, depth + 0.5)
         ax.set_ylim(min(lo / 3, 0.1), max(hi * 3, 10))
-        for img, axis, values, (v_lo, v_hi) in ((self._img_act, self.ax_act, hist_act, (a_lo, a_hi)),
-                                                (self._img_grad, self.ax_grad, hist_grad, (g_lo, g_hi))):
+        for img, axis, values, (v_lo, v_hi) in (
+            (self._img_act, self.ax_act, hist_act, (a_lo, a_hi)),
+            (self._img_grad, self.ax_grad, hist_grad, (g_lo, g_hi)),
+        ):
             img.set_data(values)
             img.set_extent((0.5, depth + 0.5, v_lo, v_hi))
             axis.set_xlim(0.5, depth + 0.5)
@@ -398,7 +438,7 @@ class InitExplorer:
         widths = r.widths
         width_txt = f"width {widths[0]}" if p["shape"] == "constant" else f"widths {widths[0]}→{widths[-1]}"
         act_change, grad_change = _change(act_std, layers), _change(grad_std[::-1], layers[::-1])
-        joiner = ", " if len(act_change) + len(grad_change) < 30 else "\n"   # long verdicts: one per line
+        joiner = ", " if len(act_change) + len(grad_change) < 30 else "\n"  # long verdicts: one per line
         self._std_title.set_text(f"activations {act_change}{joiner}gradients {grad_change}")
         self._suptitle.set_text(f"{p['depth']} layers, {width_txt}, {p['activation']}, {SCHEMES[p['scheme']]}")
         return self.fig
@@ -412,13 +452,18 @@ class InitExplorer:
         p = self.params
         controls = {
             "depth": w.IntSlider(value=p["depth"], min=1, max=MAX_DEPTH, description="depth", style=style),
-            "width": w.IntSlider(value=p["width"], min=MIN_WIDTH, max=MAX_WIDTH, step=8, description="width",
-                                 style=style),
+            "width": w.IntSlider(
+                value=p["width"], min=MIN_WIDTH, max=MAX_WIDTH, step=8, description="width", style=style
+            ),
             "shape": w.Dropdown(options=SHAPES, value=p["shape"], description="widths", style=style),
-            "activation": w.Dropdown(options=ACTIVATIONS, value=p["activation"], description="activation",
-                                     style=style),
-            "scheme": w.Dropdown(options=[(label, key) for key, label in SCHEMES.items()], value=p["scheme"],
-                                 description="init", style=style, layout=w.Layout(width="360px")),
+            "activation": w.Dropdown(options=ACTIVATIONS, value=p["activation"], description="activation", style=style),
+            "scheme": w.Dropdown(
+                options=[(label, key) for key, label in SCHEMES.items()],
+                value=p["scheme"],
+                description="init",
+                style=style,
+                layout=w.Layout(width="360px"),
+            ),
         }
         out = w.Output()
 
@@ -451,11 +496,13 @@ def benchmark_redraw() -> float:
     from ..widgets import render, time_call
 
     explorer = InitExplorer()
-    states = [dict(scheme="he_in", activation="relu", depth=10, width=256),
-              dict(scheme="small", activation="relu", depth=10, width=256),
-              dict(scheme="small", activation="tanh", depth=10, width=256),
-              dict(scheme="xavier", activation="tanh", depth=12, width=256),
-              dict(scheme="xavier", activation="tanh", depth=10, width=200)]
+    states = [
+        dict(scheme="he_in", activation="relu", depth=10, width=256),
+        dict(scheme="small", activation="relu", depth=10, width=256),
+        dict(scheme="small", activation="tanh", depth=10, width=256),
+        dict(scheme="xavier", activation="tanh", depth=12, width=256),
+        dict(scheme="xavier", activation="tanh", depth=10, width=200),
+    ]
     step = [0]
 
     def update() -> None:

@@ -15,11 +15,12 @@ passed to :func:`trajectory`, e.g. the optimisers a student writes in the notebo
 
 The interactive figure is :class:`LandscapeExplorer`; :func:`benchmark_redraw` times one redraw.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -27,8 +28,14 @@ from matplotlib.colors import LogNorm
 from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
 
 OPTIMISER_NAMES = ("GD", "momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam")
-COLORS = {"GD": "#1f77b4", "momentum": "#ff7f0e", "Nesterov": "#2ca02c", "AdaGrad": "#9467bd",
-          "RMSProp": "#8c564b", "Adam": "#d62728"}
+COLORS = {
+    "GD": "#1f77b4",
+    "momentum": "#ff7f0e",
+    "Nesterov": "#2ca02c",
+    "AdaGrad": "#9467bd",
+    "RMSProp": "#8c564b",
+    "Adam": "#d62728",
+}
 DIVERGED_NORM = 1e6  # a trajectory that gets this far from the origin is stopped and called diverged
 
 
@@ -139,13 +146,19 @@ class Adam(_Optimiser):
         m += (1 - self.beta1) * g
         v *= self.beta2
         v += (1 - self.beta2) * g * g
-        m_hat = m / (1 - self.beta1 ** self.t)
-        v_hat = v / (1 - self.beta2 ** self.t)
+        m_hat = m / (1 - self.beta1**self.t)
+        v_hat = v / (1 - self.beta2**self.t)
         p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
 
 
-_OPTIMISERS: dict[str, type[_Optimiser]] = {"GD": GD, "momentum": Momentum, "Nesterov": Nesterov,
-                                             "AdaGrad": AdaGrad, "RMSProp": RMSProp, "Adam": Adam}
+_OPTIMISERS: dict[str, type[_Optimiser]] = {
+    "GD": GD,
+    "momentum": Momentum,
+    "Nesterov": Nesterov,
+    "AdaGrad": AdaGrad,
+    "RMSProp": RMSProp,
+    "Adam": Adam,
+}
 
 
 def make_optimiser(name: str, lr: float) -> _Optimiser:
@@ -193,7 +206,9 @@ class Landscape:
         g = np.array(self.grad(float(p[0]), float(p[1])), dtype=float)
         if self.noise > 0:
             if rng is None:
-                raise ValueError(f"The {self.name} landscape has noisy gradients: pass rng=np.random.default_rng(seed).")
+                raise ValueError(
+                    f"The {self.name} landscape has noisy gradients: pass rng=np.random.default_rng(seed)."
+                )
             g += self.noise * rng.standard_normal(2)
         return g
 
@@ -215,8 +230,9 @@ class Landscape:
         return self._grid
 
 
-def make_quadratic(kappa: float = 50.0, angle_deg: float = 0.0, noise: float = 0.0,
-                   name: str | None = None) -> Landscape:
+def make_quadratic(
+    kappa: float = 50.0, angle_deg: float = 0.0, noise: float = 0.0, name: str | None = None
+) -> Landscape:
     """f = 0.5 (u^2 + kappa v^2) in coordinates (u, v) rotated by ``angle_deg``: condition number ``kappa``."""
     if not kappa >= 1:
         raise ValueError(f"The condition number kappa must be >= 1, got {kappa}.")
@@ -237,33 +253,62 @@ def make_quadratic(kappa: float = 50.0, angle_deg: float = 0.0, noise: float = 0
     if name is None:
         name = "noisy quadratic" if noise > 0 else "ill-conditioned quadratic"
     return Landscape(
-        name=name, f=f, grad=grad, start=(-5.0, 1.0), xlim=(-5.8, 1.8), ylim=(-1.6, 1.6), minima=[(0.0, 0.0)],
+        name=name,
+        f=f,
+        grad=grad,
+        start=(-5.0, 1.0),
+        xlim=(-5.8, 1.8),
+        ylim=(-1.6, 1.6),
+        minima=[(0.0, 0.0)],
         saddles=[],
-        lrs={"GD": lr_gd, "momentum": 0.02 * 50 / kappa, "Nesterov": 0.02 * 50 / kappa, "AdaGrad": 1.0,
-             "RMSProp": 0.1, "Adam": 0.3},
-        steps=60, noise=noise,
-        description=f"0.5 (u^2 + {kappa:g} v^2), axes rotated by {angle_deg:g} degrees" if angle_deg else
-        f"0.5 (x^2 + {kappa:g} y^2)")
+        lrs={
+            "GD": lr_gd,
+            "momentum": 0.02 * 50 / kappa,
+            "Nesterov": 0.02 * 50 / kappa,
+            "AdaGrad": 1.0,
+            "RMSProp": 0.1,
+            "Adam": 0.3,
+        },
+        steps=60,
+        noise=noise,
+        description=f"0.5 (u^2 + {kappa:g} v^2), axes rotated by {angle_deg:g} degrees"
+        if angle_deg
+        else f"0.5 (x^2 + {kappa:g} y^2)",
+    )
 
 
 def make_saddle() -> Landscape:
     """f = x^2/2 + y^4/4 - y^2/2: a saddle at the origin between two minima at (0, +-1)."""
     return Landscape(
-        name="saddle point", f=lambda x, y: 0.5 * x * x + 0.25 * y ** 4 - 0.5 * y * y,
-        grad=lambda x, y: (x, y ** 3 - y), start=(-2.5, 1e-3), xlim=(-2.8, 2.2), ylim=(-1.6, 1.6),
-        minima=[(0.0, 1.0), (0.0, -1.0)], saddles=[(0.0, 0.0)],
+        name="saddle point",
+        f=lambda x, y: 0.5 * x * x + 0.25 * y**4 - 0.5 * y * y,
+        grad=lambda x, y: (x, y**3 - y),
+        start=(-2.5, 1e-3),
+        xlim=(-2.8, 2.2),
+        ylim=(-1.6, 1.6),
+        minima=[(0.0, 1.0), (0.0, -1.0)],
+        saddles=[(0.0, 0.0)],
         lrs={"GD": 0.1, "momentum": 0.02, "Nesterov": 0.02, "AdaGrad": 0.5, "RMSProp": 0.05, "Adam": 0.1},
-        steps=80, description="x^2/2 + y^4/4 - y^2/2, starting just beside the saddle")
+        steps=80,
+        description="x^2/2 + y^4/4 - y^2/2, starting just beside the saddle",
+    )
 
 
 def make_rosenbrock() -> Landscape:
     """f = (1 - x)^2 + 100 (y - x^2)^2: a curved valley with its minimum at (1, 1)."""
     return Landscape(
-        name="Rosenbrock", f=lambda x, y: (1 - x) ** 2 + 100 * (y - x * x) ** 2,
+        name="Rosenbrock",
+        f=lambda x, y: (1 - x) ** 2 + 100 * (y - x * x) ** 2,
         grad=lambda x, y: (-2 * (1 - x) - 400 * x * (y - x * x), 200 * (y - x * x)),
-        start=(-1.2, 1.0), xlim=(-2.0, 2.0), ylim=(-1.0, 3.0), minima=[(1.0, 1.0)], saddles=[],
+        start=(-1.2, 1.0),
+        xlim=(-2.0, 2.0),
+        ylim=(-1.0, 3.0),
+        minima=[(1.0, 1.0)],
+        saddles=[],
         lrs={"GD": 2e-3, "momentum": 5e-4, "Nesterov": 5e-4, "AdaGrad": 0.5, "RMSProp": 0.01, "Adam": 0.1},
-        steps=500, description="(1 - x)^2 + 100 (y - x^2)^2")
+        steps=500,
+        description="(1 - x)^2 + 100 (y - x^2)^2",
+    )
 
 
 def make_landscapes() -> dict[str, Landscape]:
@@ -304,8 +349,14 @@ def _get_landscape(landscape: Landscape | str) -> Landscape:
     return LANDSCAPES[landscape]
 
 
-def trajectory(landscape: Landscape | str, optimiser: object | str, steps: int | None = None,
-               lr: float | None = None, start: Sequence[float] | None = None, seed: int = 0) -> Trajectory:
+def trajectory(
+    landscape: Landscape | str,
+    optimiser: object | str,
+    steps: int | None = None,
+    lr: float | None = None,
+    start: Sequence[float] | None = None,
+    seed: int = 0,
+) -> Trajectory:
     """Run ``optimiser`` for ``steps`` steps from the landscape's start point.
 
     ``optimiser`` is a name from :data:`OPTIMISER_NAMES` (then ``lr`` defaults to the landscape's
@@ -323,8 +374,9 @@ def trajectory(landscape: Landscape | str, optimiser: object | str, steps: int |
         if lr is not None:
             raise ValueError("Pass lr only with an optimiser name; an optimiser object already has its learning rate.")
         if not hasattr(optimiser, "step"):
-            raise TypeError(f"optimiser must be a name or have a step(params, grads) method, "
-                            f"got {type(optimiser).__name__}.")
+            raise TypeError(
+                f"optimiser must be a name or have a step(params, grads) method, got {type(optimiser).__name__}."
+            )
         label = type(optimiser).__name__
     rng = np.random.default_rng(seed)
     p = np.array(ls.start if start is None else start, dtype=float)
@@ -340,13 +392,14 @@ def trajectory(landscape: Landscape | str, optimiser: object | str, steps: int |
             diverged, n = True, k + 1
             break
         points[k + 1] = p
-    points = points[:n + 1] if not diverged else points[:n]
+    points = points[: n + 1] if not diverged else points[:n]
     gaps = ls.f(points[:, 0], points[:, 1]) - ls.f_min
     return Trajectory(points, gaps, diverged, label)
 
 
-def run_all(landscape: Landscape | str, optimisers: Sequence[str] = OPTIMISER_NAMES,
-            steps: int | None = None, seed: int = 0) -> dict[str, Trajectory]:
+def run_all(
+    landscape: Landscape | str, optimisers: Sequence[str] = OPTIMISER_NAMES, steps: int | None = None, seed: int = 0
+) -> dict[str, Trajectory]:
     """Every named optimiser on one landscape, each with the landscape's learning rate for it."""
     return {name: trajectory(landscape, name, steps, seed=seed) for name in optimisers}
 
@@ -367,8 +420,7 @@ def draw_landscape(ax: plt.Axes, landscape: Landscape | str, filled: bool = True
     artists = []
     zc = np.clip(z, levels[0], None)
     if filled:
-        artists.append(ax.contourf(xx, yy, zc, levels=levels, norm=LogNorm(), cmap="bone", alpha=0.45,
-                                   extend="both"))
+        artists.append(ax.contourf(xx, yy, zc, levels=levels, norm=LogNorm(), cmap="bone", alpha=0.45, extend="both"))
     artists.append(ax.contour(xx, yy, zc, levels=levels, norm=LogNorm(), colors="k", linewidths=0.3, alpha=0.5))
     mx, my = zip(*ls.minima)
     artists += ax.plot(mx, my, "*", color="gold", markeredgecolor="k", markersize=13, zorder=5)
@@ -383,8 +435,14 @@ def draw_landscape(ax: plt.Axes, landscape: Landscape | str, filled: bool = True
     return artists
 
 
-def plot_trajectories(landscape: Landscape | str, runs: dict[str, Trajectory], ax_path: plt.Axes | None = None,
-                      ax_loss: plt.Axes | None = None, title: str | None = None, legend: bool = True):
+def plot_trajectories(
+    landscape: Landscape | str,
+    runs: dict[str, Trajectory],
+    ax_path: plt.Axes | None = None,
+    ax_loss: plt.Axes | None = None,
+    title: str | None = None,
+    legend: bool = True,
+):
     """Trajectories on the contour plot (left) and ``f - f_min`` per step on a log scale (right)."""
     ls = _get_landscape(landscape)
     if ax_path is None:
@@ -406,23 +464,35 @@ def plot_trajectories(landscape: Landscape | str, runs: dict[str, Trajectory], a
     return ax_path.figure
 
 
-def compare_grid(landscapes: Sequence[Landscape | str] | None = None,
-                 optimisers: Sequence[str] = OPTIMISER_NAMES, seed: int = 0) -> tuple[plt.Figure, dict]:
+def compare_grid(
+    landscapes: Sequence[Landscape | str] | None = None, optimisers: Sequence[str] = OPTIMISER_NAMES, seed: int = 0
+) -> tuple[plt.Figure, dict]:
     """A 2 x n grid: trajectories of every optimiser (top) and their loss curves (bottom), one column per landscape.
 
     Returns the figure and ``{landscape name: {optimiser: Trajectory}}``.
     """
     landscapes = [_get_landscape(ls) for ls in (landscapes or list(LANDSCAPES))]
-    fig, axes = plt.subplots(2, len(landscapes), figsize=(4.2 * len(landscapes), 7.4),
-                             gridspec_kw={"height_ratios": [1.25, 1]}, squeeze=False)
+    fig, axes = plt.subplots(
+        2,
+        len(landscapes),
+        figsize=(4.2 * len(landscapes), 7.4),
+        gridspec_kw={"height_ratios": [1.25, 1]},
+        squeeze=False,
+    )
     results = {}
     for j, ls in enumerate(landscapes):
         runs = run_all(ls, optimisers, seed=seed)
         results[ls.name] = runs
         plot_trajectories(ls, runs, axes[0, j], axes[1, j], legend=False)
     handles, labels = axes[1, 0].get_legend_handles_labels()
-    fig.legend(handles, [lab.replace(" (diverged)", "") for lab in labels], loc="lower center",
-               ncol=len(optimisers), fontsize=9, frameon=False)
+    fig.legend(
+        handles,
+        [lab.replace(" (diverged)", "") for lab in labels],
+        loc="lower center",
+        ncol=len(optimisers),
+        fontsize=9,
+        frameon=False,
+    )
     fig.tight_layout(rect=(0, 0.04, 1, 1))
     return fig, results
 
@@ -441,18 +511,28 @@ class LandscapeExplorer:
     recomputes one trajectory (numpy, a few ms) and moves the line artists.
     """
 
-    def __init__(self, landscape: str = "ill-conditioned quadratic", optimiser: str = "GD",
-                 lr: float | None = None, steps: int | None = None, landscapes: dict[str, Landscape] | None = None):
+    def __init__(
+        self,
+        landscape: str = "ill-conditioned quadratic",
+        optimiser: str = "GD",
+        lr: float | None = None,
+        steps: int | None = None,
+        landscapes: dict[str, Landscape] | None = None,
+    ):
         self.landscapes = dict(landscapes or LANDSCAPES)
-        self.fig, (self.ax_path, self.ax_loss) = plt.subplots(1, 2, figsize=(9.5, 3.7),
-                                                              gridspec_kw={"width_ratios": [1.15, 1]})
+        self.fig, (self.ax_path, self.ax_loss) = plt.subplots(
+            1, 2, figsize=(9.5, 3.7), gridspec_kw={"width_ratios": [1.15, 1]}
+        )
         plt.close(self.fig)
         self._backgrounds: dict[str, list] = {}
         # zorder: above the contour lines (2), below the spines / axes (2.5) and the markers (5)
-        self._path_lines = {n: self.ax_path.plot([], [], ".-", color=COLORS[n], lw=1.3, ms=3, label=n,
-                                                 zorder=PATH_ZORDER)[0] for n in OPTIMISER_NAMES}
-        self._loss_lines = {n: self.ax_loss.semilogy([1], [1], color=COLORS[n], lw=1.5, label=n)[0]
-                            for n in OPTIMISER_NAMES}
+        self._path_lines = {
+            n: self.ax_path.plot([], [], ".-", color=COLORS[n], lw=1.3, ms=3, label=n, zorder=PATH_ZORDER)[0]
+            for n in OPTIMISER_NAMES
+        }
+        self._loss_lines = {
+            n: self.ax_loss.semilogy([1], [1], color=COLORS[n], lw=1.5, label=n)[0] for n in OPTIMISER_NAMES
+        }
         self.ax_loss.set_xlabel("step")
         self.ax_loss.set_ylabel("f - f_min")
         self.ax_loss.grid(alpha=0.3)
@@ -477,8 +557,14 @@ class LandscapeExplorer:
         above them (spines, title, start / minimum markers). The rest (patch, contours, axes) is cached."""
         ax = self.ax_path
         dynamic = list(self._path_lines.values()) + [ax.title, ax._left_title, ax._right_title]
-        live = [a for a in ax.get_children() if a is not ax.patch and a is not ax.xaxis and a is not ax.yaxis
-                and (a.get_zorder() > PATH_ZORDER or any(a is d for d in dynamic))]
+        live = [
+            a
+            for a in ax.get_children()
+            if a is not ax.patch
+            and a is not ax.xaxis
+            and a is not ax.yaxis
+            and (a.get_zorder() > PATH_ZORDER or any(a is d for d in dynamic))
+        ]
         return sorted(live, key=lambda a: a.get_zorder())
 
     def _draw_path_axes(self, renderer) -> None:
@@ -496,8 +582,14 @@ class LandscapeExplorer:
         live_all = self._live_path_artists()
         live = [a for a in live_all if a.get_visible()]
         static = [a for a in ax.get_children() if not any(a is b for b in live_all)]
-        key = (renderer.width, renderer.height, renderer.dpi, tuple(ax.bbox.bounds), tuple(ax.viewLim.bounds),
-               tuple(id(a) for a in static if a.get_visible()))
+        key = (
+            renderer.width,
+            renderer.height,
+            renderer.dpi,
+            tuple(ax.bbox.bounds),
+            tuple(ax.viewLim.bounds),
+            tuple(id(a) for a in static if a.get_visible()),
+        )
         region = self._static_cache.get(key)
         if region is None:
             for a in live:
@@ -529,8 +621,9 @@ class LandscapeExplorer:
             for artist in artists:
                 artist.set_visible(key == name)
 
-    def update(self, landscape: str, optimiser: str, lr: float | None = None, steps: int | None = None
-               ) -> dict[str, Trajectory]:
+    def update(
+        self, landscape: str, optimiser: str, lr: float | None = None, steps: int | None = None
+    ) -> dict[str, Trajectory]:
         """Recompute the trajectories for these settings and move the artists (does not render)."""
         if landscape not in self.landscapes:
             raise ValueError(f"Unknown landscape {landscape!r}; choose one of {', '.join(self.landscapes)}.")
@@ -541,8 +634,12 @@ class LandscapeExplorer:
         names = OPTIMISER_NAMES if optimiser == ALL else (optimiser,)
         if optimiser == ALL:
             lr = None
-        self.settings = dict(landscape=landscape, optimiser=optimiser, lr=lr if lr is not None else
-                             (ls.lrs[optimiser] if optimiser != ALL else None), steps=steps)
+        self.settings = dict(
+            landscape=landscape,
+            optimiser=optimiser,
+            lr=lr if lr is not None else (ls.lrs[optimiser] if optimiser != ALL else None),
+            steps=steps,
+        )
         self.runs = {n: trajectory(ls, n, steps, lr=lr) for n in names}
         self._show_background(landscape)
         self.ax_path.set_xlim(ls.xlim)
@@ -591,10 +688,19 @@ class LandscapeExplorer:
         style = {"description_width": "80px"}
         s = self.settings
         c_land = w.Dropdown(options=list(self.landscapes), value=s["landscape"], description="landscape", style=style)
-        c_opt = w.Dropdown(options=list(OPTIMISER_NAMES) + [ALL], value=s["optimiser"], description="optimiser",
-                           style=style)
-        c_lr = w.FloatLogSlider(value=s["lr"] or 0.01, base=10, min=-4, max=0.5, step=0.05,
-                                description="learning rate", readout_format=".2g", style=style)
+        c_opt = w.Dropdown(
+            options=list(OPTIMISER_NAMES) + [ALL], value=s["optimiser"], description="optimiser", style=style
+        )
+        c_lr = w.FloatLogSlider(
+            value=s["lr"] or 0.01,
+            base=10,
+            min=-4,
+            max=0.5,
+            step=0.05,
+            description="learning rate",
+            readout_format=".2g",
+            style=style,
+        )
         c_steps = w.IntSlider(value=s["steps"], min=1, max=1000, description="steps", style=style)
         out = w.Output()
         busy = {"flag": False}
@@ -640,10 +746,16 @@ def benchmark_redraw(repeats: int = 7) -> float:
     for name in explorer.landscapes:  # show every landscape once (its first visit draws and caches the background)
         explorer.update(name, "GD")
         render(explorer.draw())
-    settings = [("ill-conditioned quadratic", "GD", 0.02, 60), ("ill-conditioned quadratic", "GD", 0.02, 120),
-                ("ill-conditioned quadratic", "Adam", None, 120), ("Rosenbrock", "Adam", None, None),
-                ("Rosenbrock", "Adam", 0.05, None), ("Rosenbrock", "Adam", 0.05, 1000),
-                ("saddle point", "momentum", None, None), ("noisy quadratic", ALL, None, None)]
+    settings = [
+        ("ill-conditioned quadratic", "GD", 0.02, 60),
+        ("ill-conditioned quadratic", "GD", 0.02, 120),
+        ("ill-conditioned quadratic", "Adam", None, 120),
+        ("Rosenbrock", "Adam", None, None),
+        ("Rosenbrock", "Adam", 0.05, None),
+        ("Rosenbrock", "Adam", 0.05, 1000),
+        ("saddle point", "momentum", None, None),
+        ("noisy quadratic", ALL, None, None),
+    ]
     state = {"i": 0}
 
     def one_change() -> None:

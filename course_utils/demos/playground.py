@@ -10,6 +10,7 @@ points, the title and the loss curve) on top of the cached background, then enco
 pixels as a PNG for an ``ipywidgets.Image``. A full redraw happens only when the layout
 changes (the loss axis needs new limits, or the data needs a different view).
 """
+
 from __future__ import annotations
 
 import io
@@ -26,21 +27,27 @@ from ..standins import make_toy_2d
 from ..widgets import one_thread
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU,
-    "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "softplus": nn.Softplus,
+    "sigmoid": nn.Sigmoid,
+    "tanh": nn.Tanh,
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "elu": nn.ELU,
+    "softplus": nn.Softplus,
 }
 TOY_DATASETS = ("xor", "circles", "moons", "spirals")
 _NICE_STEPS = (100, 200, 500, 1000, 2000, 5000, 10_000, 20_000, 50_000, 100_000)
-
-
 
 
 def make_mlp(in_features: int, out_features: int, depth: int, width: int, activation: str) -> nn.Sequential:
     """An MLP with ``depth`` hidden layers of ``width`` units (``depth=0``: a linear classifier)."""
     if activation not in ACTIVATIONS:
         raise ValueError(f"Unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}.")
-    for name, value in (("in_features", in_features), ("out_features", out_features), ("depth", depth),
-                        ("width", width)):
+    for name, value in (
+        ("in_features", in_features),
+        ("out_features", out_features),
+        ("depth", depth),
+        ("width", width),
+    ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
             raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__}).")
     if depth < 0 or width < 1:
@@ -61,7 +68,9 @@ def _class_colours(k: int) -> np.ndarray:
     if k == 2:
         cmap = plt.get_cmap("coolwarm")
         return np.array([cmap(0.0)[:3], cmap(1.0)[:3]])
-    return np.array(plt.get_cmap("tab10").colors[:k]) if k <= 10 else plt.get_cmap("viridis")(np.linspace(0, 1, k))[:, :3]
+    return (
+        np.array(plt.get_cmap("tab10").colors[:k]) if k <= 10 else plt.get_cmap("viridis")(np.linspace(0, 1, k))[:, :3]
+    )
 
 
 class Playground:
@@ -73,8 +82,18 @@ class Playground:
     >>> pg.widget()        # live controls (needs a running kernel)   # doctest: +SKIP
     """
 
-    def __init__(self, dataset: str = "xor", depth: int = 1, width: int = 8, activation: str = "tanh",
-                 lr: float = 0.03, n: int = 300, noise: float = 0.15, seed: int = 0, resolution: int = 90):
+    def __init__(
+        self,
+        dataset: str = "xor",
+        depth: int = 1,
+        width: int = 8,
+        activation: str = "tanh",
+        lr: float = 0.03,
+        n: int = 300,
+        noise: float = 0.15,
+        seed: int = 0,
+        resolution: int = 90,
+    ):
         if not isinstance(resolution, (int, np.integer)) or not 10 <= resolution <= 400:
             raise ValueError(f"resolution (grid points per side) must be an int in [10, 400], got {resolution!r}.")
         self.resolution = int(resolution)
@@ -87,12 +106,21 @@ class Playground:
         self._build_artists()
         self._background = None
         self._layout: tuple | None = None
-        self.reset(dataset=dataset, depth=depth, width=width, activation=activation, lr=lr, n=n,
-                   noise=noise, seed=seed)
+        self.reset(dataset=dataset, depth=depth, width=width, activation=activation, lr=lr, n=n, noise=noise, seed=seed)
 
     # ------------------------------------------------------------------ model and data
-    def reset(self, *, dataset: str, depth: int, width: int, activation: str, lr: float,
-              n: int = 300, noise: float = 0.15, seed: int = 0) -> None:
+    def reset(
+        self,
+        *,
+        dataset: str,
+        depth: int,
+        width: int,
+        activation: str,
+        lr: float,
+        n: int = 300,
+        noise: float = 0.15,
+        seed: int = 0,
+    ) -> None:
         """Build new data and a freshly initialised model."""
         if dataset not in TOY_DATASETS:
             raise ValueError(f"Unknown toy data set {dataset!r}; choose one of {', '.join(TOY_DATASETS)}.")
@@ -133,7 +161,7 @@ class Playground:
         loss_fn = nn.CrossEntropyLoss()
         with one_thread():
             for _ in range(steps):
-                if self.diverged:      # nothing left to learn from nan weights; the title says what to do
+                if self.diverged:  # nothing left to learn from nan weights; the title says what to do
                     break
                 loss = loss_fn(self.model(self.X), self.y)
                 self.optimizer.zero_grad()
@@ -152,15 +180,16 @@ class Playground:
     def _build_artists(self) -> None:
         ax = self.ax_region
         r = self.resolution
-        self._image = ax.imshow(np.ones((r, r, 3)), origin="lower", extent=(-1, 1, -1, 1),
-                                interpolation="bilinear", aspect="equal")
+        self._image = ax.imshow(
+            np.ones((r, r, 3)), origin="lower", extent=(-1, 1, -1, 1), interpolation="bilinear", aspect="equal"
+        )
         self._points = ax.scatter(np.zeros(1), np.zeros(1), s=11, edgecolors="k", linewidths=0.3)
         self._title = ax.set_title("", fontsize=9, y=1.02)  # fixed y: no auto-placement, blit-safe
         ax.set_xticks([])
         ax.set_yticks([])
-        for spine in ax.spines.values():   # a closed frame, whatever the notebook's style says
+        for spine in ax.spines.values():  # a closed frame, whatever the notebook's style says
             spine.set_visible(True)
-        self._line, = self.ax_loss.plot([], [], color="C0", lw=1.4)
+        (self._line,) = self.ax_loss.plot([], [], color="C0", lw=1.4)
         self.ax_loss.set_yscale("log")
         self.ax_loss.set_xlabel("training step")
         self.ax_loss.set_title("training loss (cross-entropy)", fontsize=9)
@@ -175,7 +204,7 @@ class Playground:
         finite = [v for v in self.losses if math.isfinite(v)]
         if not finite:
             return xmax, 1e-2, 1.0
-        lo, hi = min(finite), min(max(finite), 1e30)      # floats throughout: a diverged loss can be astronomically large
+        lo, hi = min(finite), min(max(finite), 1e30)  # floats throughout: a diverged loss can be astronomically large
         ymin = min(1e-2, 10.0 ** math.floor(math.log10(max(lo, 1e-5))))
         ymax = max(1.0, 10.0 ** math.ceil(math.log10(max(hi, 1e-5))))
         return xmax, ymin, ymax
@@ -190,17 +219,19 @@ class Playground:
         with one_thread():
             probs = torch.softmax(self.model(self._grid), dim=1).numpy()
         r = self.resolution
-        if probs.shape[1] == 2:   # diverging colours: white-ish where the model is unsure (p = 0.5)
+        if probs.shape[1] == 2:  # diverging colours: white-ish where the model is unsure (p = 0.5)
             rgb = self._cmap(probs[:, 1])[:, :3]
-        else:                     # the expected class colour under the model
+        else:  # the expected class colour under the model
             rgb = probs @ self._colours
         rgb = 1 - 0.6 * (1 - rgb)  # pale, so that the data points stand out
-        rgb = np.nan_to_num(rgb, nan=0.8)   # a diverged model predicts nan: show grey, not garbage
+        rgb = np.nan_to_num(rgb, nan=0.8)  # a diverged model predicts nan: show grey, not garbage
         self._image.set_data(rgb.reshape(r, r, 3).clip(0, 1))
         p = self.params
         head = f"{p['dataset']}: {p['depth']} hidden layer(s) of {p['width']}, {p['activation']}, lr {p['lr']:.3g}"
         if self.diverged:
-            status = f"training diverged after {len(self.losses)} steps (loss {self.losses[-1]}): lower the learning rate"
+            status = (
+                f"training diverged after {len(self.losses)} steps (loss {self.losses[-1]}): lower the learning rate"
+            )
         else:
             status = f"training accuracy {self.accuracy():.0%} after {len(self.losses)} steps"
         self._title.set_text(f"{head}\n{status}")
@@ -238,7 +269,7 @@ class Playground:
         canvas.restore_region(self._background)
         for a in self._dynamic_artists():
             a.axes.draw_artist(a)
-        for spine in self.ax_region.spines.values():   # the image covered the inner half of the frame
+        for spine in self.ax_region.spines.values():  # the image covered the inner half of the frame
             self.ax_region.draw_artist(spine)
         return self.fig
 
@@ -263,10 +294,12 @@ class Playground:
             "dataset": w.Dropdown(options=TOY_DATASETS, value=self.params["dataset"], description="data", style=style),
             "depth": w.IntSlider(value=self.params["depth"], min=0, max=4, description="hidden layers", style=style),
             "width": w.IntSlider(value=self.params["width"], min=1, max=64, description="width", style=style),
-            "activation": w.Dropdown(options=list(ACTIVATIONS), value=self.params["activation"],
-                                     description="activation", style=style),
-            "lr": w.FloatLogSlider(value=self.params["lr"], base=10, min=-4, max=0, description="learning rate",
-                                   style=style),
+            "activation": w.Dropdown(
+                options=list(ACTIVATIONS), value=self.params["activation"], description="activation", style=style
+            ),
+            "lr": w.FloatLogSlider(
+                value=self.params["lr"], base=10, min=-4, max=0, description="learning rate", style=style
+            ),
         }
         train_button = w.Button(description=f"Train {steps_per_frame * frames} steps", button_style="primary")
         image = w.Image(value=self.to_png(), format="png")
@@ -290,8 +323,9 @@ class Playground:
         for c in controls.values():
             c.observe(on_change, names="value")
         train_button.on_click(on_train)
-        return w.VBox([w.HBox([w.VBox(list(controls.values())[:3]),
-                               w.VBox(list(controls.values())[3:] + [train_button])]), image])
+        return w.VBox(
+            [w.HBox([w.VBox(list(controls.values())[:3]), w.VBox(list(controls.values())[3:] + [train_button])]), image]
+        )
 
 
 def benchmark_redraw() -> float:
@@ -302,8 +336,10 @@ def benchmark_redraw() -> float:
     from ..widgets import time_call
 
     pg = Playground(dataset="circles")
-    settings = [dict(dataset="circles", depth=2, width=16, activation="relu", lr=0.03),
-                dict(dataset="circles", depth=1, width=8, activation="tanh", lr=0.01)]
+    settings = [
+        dict(dataset="circles", depth=2, width=16, activation="relu", lr=0.03),
+        dict(dataset="circles", depth=1, width=8, activation="tanh", lr=0.01),
+    ]
     state = {"i": 0}
 
     def update() -> None:

@@ -4,6 +4,7 @@ The same as ``nbgrader autograde ASSIGNMENT [--student S]`` in the course root (
 sandbox in); it first says which sandbox mode this machine gives (see docs/grading-security.md).
 ``python -m tools.autograde --check`` only runs a probe notebook in the sandbox and prints what it sees.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,8 +39,9 @@ def check() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.autograde", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.autograde", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("assignment", nargs="?", help="assignment folder name, e.g. A1_backprop")
     parser.add_argument("--student", help="grade only this student")
     parser.add_argument("--check", action="store_true", help="only test the sandbox on this machine")

@@ -18,6 +18,7 @@ Started as ``python -I harness.py IN_FD OUT_FD`` by tools/autograde/runner.py. N
 Everything sensitive (keys, secrets, the guard's switch) lives in local variables and closures of ``main``;
 module globals hold only functions. This file must not import anything from the course's tree.
 """
+
 import sys
 
 
@@ -35,7 +36,7 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
     harness_file = main.__code__.co_filename
     os_read, os_write, hmac_digest, thread_count = os.read, os.write, _hashlib.hmac_digest, _thread._count
     py_exec, py_compile, py_eval, builtins_mod = exec, compile, eval, __builtins__
-    isinstance_, getattr_, id_, str_, any_ = isinstance, getattr, id, str, any   # the hook's own builtins
+    isinstance_, getattr_, id_, str_, any_ = isinstance, getattr, id, str, any  # the hook's own builtins
     if not isinstance(builtins_mod, type(sys)):
         import builtins as builtins_mod
 
@@ -65,7 +66,7 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
         data = struct.pack(">I", len(payload)) + payload + tag + (seal or b"")
         state["send_seq"] += 1
         while data:
-            data = data[os_write(out_fd, data):]
+            data = data[os_write(out_fd, data) :]
 
     # --- 1. HELLO: the session key comes first, unauthenticated (nothing else runs yet) -------------------------
     state["key"] = read_exact(32)
@@ -88,11 +89,32 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
     trusted_dicts, locked_functions = set(), set()
     write_ok = tuple(os.path.abspath(p) + os.sep for p in [scratch, "/tmp", "/dev/shm"]) + ("/dev/null",)
     frame_attrs = frozenset({"tb_frame", "gi_frame", "cr_frame", "ag_frame", "f_back"})
-    denied = frozenset({"sys._current_frames", "function.__new__", "sys.settrace", "sys.setprofile",
-                        "gc.get_objects", "gc.get_referrers", "gc.get_referents", "sys.addaudithook",
-                        "os.system", "os.exec", "os.spawn", "os.posix_spawn", "os.forkpty", "pty.spawn",
-                        "subprocess.Popen", "socket.__new__", "socket.socket", "resource.setrlimit", "resource.prlimit",
-                        "sys._getframemodulename", "os.startfile", "webbrowser.open"})
+    denied = frozenset(
+        {
+            "sys._current_frames",
+            "function.__new__",
+            "sys.settrace",
+            "sys.setprofile",
+            "gc.get_objects",
+            "gc.get_referrers",
+            "gc.get_referents",
+            "sys.addaudithook",
+            "os.system",
+            "os.exec",
+            "os.spawn",
+            "os.posix_spawn",
+            "os.forkpty",
+            "pty.spawn",
+            "subprocess.Popen",
+            "socket.__new__",
+            "socket.socket",
+            "resource.setrlimit",
+            "resource.prlimit",
+            "sys._getframemodulename",
+            "os.startfile",
+            "webbrowser.open",
+        }
+    )
     norm = os.path.normpath
 
     trusted_prefixes = tuple(p for p in hello.get("trusted_prefixes", []) if p)
@@ -115,6 +137,7 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
             source = source.encode()
         if real is None or source != real:
             raise ValueError(f"grading sandbox: compiling code under the name {filename} is not allowed")
+
     busy = {}
     actions = {}
     get_ident, sys_getframe = _thread.get_ident, sys._getframe
@@ -161,10 +184,13 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
             raise ValueError(f"grading sandbox: {event} is not allowed while grading")
         if event == "object.__setattr__":
             target, name = args[0], args[1]
-            if name == "__code__" or (name in ("__defaults__", "__kwdefaults__") and (
-                    id_(getattr_(target, "__globals__", None)) in trusted_dicts or id_(target) in locked_functions)):
-                raise ValueError(f"grading sandbox: setting {name} of {getattr_(target, '__qualname__', '?')} "
-                                 "is not allowed")
+            if name == "__code__" or (
+                name in ("__defaults__", "__kwdefaults__")
+                and (id_(getattr_(target, "__globals__", None)) in trusted_dicts or id_(target) in locked_functions)
+            ):
+                raise ValueError(
+                    f"grading sandbox: setting {name} of {getattr_(target, '__qualname__', '?')} is not allowed"
+                )
             return
         if event == "open":
             path, mode, flags = args
@@ -172,21 +198,30 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
                 return
             path = os.fsdecode(path)
             full = norm(path if path.startswith("/") else os.path.join(os.getcwd(), path))
-            if full.startswith("/proc/") and full not in ("/proc/self/status", "/proc/self/stat", "/proc/meminfo",
-                                                          "/proc/cpuinfo", "/proc/self/statm", "/proc/stat"):
+            if full.startswith("/proc/") and full not in (
+                "/proc/self/status",
+                "/proc/self/stat",
+                "/proc/meminfo",
+                "/proc/cpuinfo",
+                "/proc/self/statm",
+                "/proc/stat",
+            ):
                 parts = full.split("/")
                 if len(parts) > 3 and (parts[2] == "self" or parts[2].isdigit()):
                     raise ValueError(f"grading sandbox: opening {full} is not allowed")
             writing = (mode is not None and any_(ch in str_(mode) for ch in "wax+")) or (
-                isinstance_(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND))
+                isinstance_(flags, int) and flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
+            )
             if writing and not (full + os.sep).startswith(write_ok) and full != "/dev/null":
-                raise PermissionError(f"grading sandbox: writing {full} is not allowed (write under the "
-                                      "current folder or /tmp)")
+                raise PermissionError(
+                    f"grading sandbox: writing {full} is not allowed (write under the current folder or /tmp)"
+                )
 
     sys.addaudithook(hook)
 
     # --- 2. libraries, figures, snapshot ------------------------------------------------------------------
     import time as time_module
+
     timings = [("start", time_module.perf_counter())]
     os.environ.setdefault("MPLBACKEND", "Agg")
     preload_errors = []
@@ -198,7 +233,8 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
     timings.append(("preload", time_module.perf_counter()))
     try:  # no core dumps, and other processes of this uid cannot read this one's memory (/proc/PID/mem, ptrace)
         import ctypes
-        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)   # PR_SET_DUMPABLE = 4
+
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE = 4
     except Exception:
         pass
     figures = []
@@ -210,6 +246,7 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
             return
         import base64
         import io
+
         for num in list(plt.get_fignums()):
             fig = plt.figure(num)
             buf = io.BytesIO()
@@ -220,16 +257,25 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
                 continue
             data = buf.getvalue()
             if len(data) > fig_cap:
-                figures.append({"output_type": "stream", "name": "stderr",
-                                "text": f"[a figure of {len(data)} bytes was dropped by the grader: limit {fig_cap}]\n"})
+                figures.append(
+                    {
+                        "output_type": "stream",
+                        "name": "stderr",
+                        "text": f"[a figure of {len(data)} bytes was dropped by the grader: limit {fig_cap}]\n",
+                    }
+                )
             else:
-                figures.append({"output_type": "display_data", "metadata": {},
-                                "data": {"image/png": base64.b64encode(data).decode(),
-                                         "text/plain": "<Figure>"}})
+                figures.append(
+                    {
+                        "output_type": "display_data",
+                        "metadata": {},
+                        "data": {"image/png": base64.b64encode(data).decode(), "text/plain": "<Figure>"},
+                    }
+                )
         plt.close("all")
 
     if plt is not None:
-        plt.show = py_eval("lambda *a, **k: None", {"__builtins__": {}})   # figures are collected after each cell
+        plt.show = py_eval("lambda *a, **k: None", {"__builtins__": {}})  # figures are collected after each cell
 
     user = type(sys)("__main__")
     user.__dict__["__builtins__"] = builtins_mod
@@ -237,6 +283,7 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
     ns = user.__dict__
     module_snapshot, class_snapshot = [], []
     import warnings
+
     warnings_ctx = warnings.catch_warnings()
     warnings_ctx.__enter__()
     warnings.simplefilter("ignore")
@@ -249,16 +296,21 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
         trusted_dicts.add(id(d))
         modname = getattr(mod, "__name__", None)
         for value in list(d.values()):
-            if isinstance(value, type) and getattr(value, "__module__", None) == modname and \
-                    hasattr(value, "__dict__") and not isinstance(value.__dict__, dict):
+            if (
+                isinstance(value, type)
+                and getattr(value, "__module__", None) == modname
+                and hasattr(value, "__dict__")
+                and not isinstance(value.__dict__, dict)
+            ):
                 try:
                     class_snapshot.append((value, dict(value.__dict__)))
                 except Exception:
                     pass
-    warnings_ctx.__exit__(None, None, None)   # puts back warnings.filters: take that module's snapshot again
+    warnings_ctx.__exit__(None, None, None)  # puts back warnings.filters: take that module's snapshot again
     warnings_ctx = None
-    module_snapshot = [(m, d, dict(d) if m.__name__ in ("warnings", "_warnings") else saved)
-                       for m, d, saved in module_snapshot]
+    module_snapshot = [
+        (m, d, dict(d) if m.__name__ in ("warnings", "_warnings") else saved) for m, d, saved in module_snapshot
+    ]
     modules_snapshot = dict(sys.modules)
     builtins_saved = dict(builtins_mod.__dict__)
     meta_path, path_hooks = list(sys.meta_path), list(sys.path_hooks)
@@ -273,8 +325,16 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
     import inspect as inspect_module
     import logging as logging_module
     import traceback as tb_module
-    for fn in (inspect_module.currentframe, inspect_module.stack, inspect_module.getouterframes,
-               inspect_module.trace, logging_module.currentframe, tb_module.walk_stack, tb_module.walk_tb):
+
+    for fn in (
+        inspect_module.currentframe,
+        inspect_module.stack,
+        inspect_module.getouterframes,
+        inspect_module.trace,
+        logging_module.currentframe,
+        tb_module.walk_stack,
+        tb_module.walk_tb,
+    ):
         code = getattr(fn, "__code__", None)
         if code is not None:
             forwarding.add(code)
@@ -305,6 +365,7 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
 
     function_type, method_type = type(restore_module), type(restore_module.__get__(0))
     import functools as functools_module
+
     partial_type = functools_module.partial
     type_dict = type.__dict__["__dict__"].__get__
 
@@ -336,7 +397,7 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
         (library functions and classes replaced, builtins rebound, methods added to classes)."""
         changed = []
         bd, bsaved = builtins_mod.__dict__, builtins_saved
-        for k, v in bsaved.items():      # builtins first, with dict operations only
+        for k, v in bsaved.items():  # builtins first, with dict operations only
             if bd.get(k, restore) is not v:
                 bd[k] = v
                 changed.append("builtins." + k)
@@ -406,8 +467,11 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
     class CellTimeoutError(BaseException):
         """Raised inside a cell that ran past the per-cell time limit."""
 
-    alarm_ns = {"__builtins__": {}, "E": CellTimeoutError,
-                "message": f"the cell ran longer than {limits.get('cell_timeout', 0)} s (time limit)"}
+    alarm_ns = {
+        "__builtins__": {},
+        "E": CellTimeoutError,
+        "message": f"the cell ran longer than {limits.get('cell_timeout', 0)} s (time limit)",
+    }
     py_exec("def on_alarm(signum, frame):\n    raise E(message)\n", alarm_ns)
     on_alarm = alarm_ns["on_alarm"]
 
@@ -437,7 +501,11 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
             guard["frames"] = False
             if enabled:
                 gc.enable()
-        return [e for e in entries if e[0] != harness_file and (e[0].startswith(filename_prefix) or not e[0].startswith("<"))]
+        return [
+            e
+            for e in entries
+            if e[0] != harness_file and (e[0].startswith(filename_prefix) or not e[0].startswith("<"))
+        ]
 
     def error_output(err, sources):
         ename = type(err).__name__
@@ -448,7 +516,7 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
         tb_lines = ["Traceback (most recent call last):"]
         for filename, lineno, name in tb_entries(err.__traceback__, "Cell In["):
             if filename.startswith("Cell In["):
-                number = filename[len("Cell In["):].split("]")[0]
+                number = filename[len("Cell In[") :].split("]")[0]
                 src = sources.get(number, "").split("\n")
                 text = src[lineno - 1].strip() if 0 < lineno <= len(src) else ""
                 tb_lines.append(f"{filename}, line {lineno}\n----> {lineno} {text}")
@@ -463,14 +531,19 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
     budget = [max_out]
     guard["on"] = True
     timings.append(("snapshot", time_module.perf_counter()))
-    send({"type": "note", "text": "harness ready: " + ", ".join(
-        f"{name} {t - timings[0][1]:.1f} s" for name, t in timings[1:]) + (
-        "; preload errors: " + "; ".join(preload_errors) if preload_errors else "")})
+    send(
+        {
+            "type": "note",
+            "text": "harness ready: "
+            + ", ".join(f"{name} {t - timings[0][1]:.1f} s" for name, t in timings[1:])
+            + ("; preload errors: " + "; ".join(preload_errors) if preload_errors else ""),
+        }
+    )
 
     def run_code(number, source, globals_, is_locked):
         """Compile and run one cell; returns (outputs, error-or-None)."""
         outputs, figures[:] = [], []
-        cell_budget = [min(budget[0], per_cell_chars)]     # one cell's flood never hides the next cells' output
+        cell_budget = [min(budget[0], per_cell_chars)]  # one cell's flood never hides the next cells' output
         out, err_stream = Capture("stdout", outputs, cell_budget), Capture("stderr", outputs, cell_budget)
         filename = f"Cell In[{number}]"
         sources[str(number)] = source
@@ -479,15 +552,23 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
             try:
                 tree = py_compile(source, filename, "exec", 0x400, dont_inherit=True)  # ast.PyCF_ONLY_AST
             except SyntaxError:
-                kept = [line if not line.lstrip().startswith(("%", "!")) else "pass  # " + line.strip()
-                        for line in source.split("\n")]
+                kept = [
+                    line if not line.lstrip().startswith(("%", "!")) else "pass  # " + line.strip()
+                    for line in source.split("\n")
+                ]
                 if kept != source.split("\n"):
-                    outputs.append({"output_type": "stream", "name": "stderr",
-                                    "text": "[grader: IPython magics and shell commands (% and ! lines) are not run]\n"})
+                    outputs.append(
+                        {
+                            "output_type": "stream",
+                            "name": "stderr",
+                            "text": "[grader: IPython magics and shell commands (% and ! lines) are not run]\n",
+                        }
+                    )
                 source = "\n".join(kept)
                 sources[str(number)] = source
                 tree = py_compile(source, filename, "exec", 0x400, dont_inherit=True)
             import ast
+
             last = None
             if tree.body and isinstance(tree.body[-1], ast.Expr):
                 last = ast.Expression(tree.body.pop().value)
@@ -502,8 +583,14 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
                 if last_code is not None:
                     value = py_eval(last_code, globals_)
                     if value is not None:
-                        outputs.append({"output_type": "execute_result", "metadata": {},
-                                        "data": {"text/plain": safe_text(value, 20_000)}, "execution_count": number})
+                        outputs.append(
+                            {
+                                "output_type": "execute_result",
+                                "metadata": {},
+                                "data": {"text/plain": safe_text(value, 20_000)},
+                                "execution_count": number,
+                            }
+                        )
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             if is_locked:
@@ -545,7 +632,7 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
             test_globals = dict(ns)
             for k in list(test_globals):
                 if hasattr(builtins_mod, k) and k not in locked_names and not k.startswith("__"):
-                    del test_globals[k]            # a student global named `all`, `len`, `float`... is not seen
+                    del test_globals[k]  # a student global named `all`, `len`, `float`... is not seen
             reply = None
             outputs, error = run_code(number, source, test_globals, False)
             source = None
@@ -554,14 +641,19 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
             passed = error is None
             reason = "" if passed else f"{type(error).__name__}: {safe_text(error, 300)}"
             error = None
-            tampered += [k for k, v in locked_names.items() if (callable(v) or isinstance(v, type(sys)))
-                         and test_globals.get(k, test_globals) is not v]
+            tampered += [
+                k
+                for k, v in locked_names.items()
+                if (callable(v) or isinstance(v, type(sys))) and test_globals.get(k, test_globals) is not v
+            ]
             if tampered and passed:
                 passed = False
-                reason = ("the submission replaced library code while the test ran (fail closed): "
-                          + ", ".join(sorted(set(tampered))[:10]))
-                outputs.append({"output_type": "error", "ename": "GradingTampering", "evalue": reason,
-                                "traceback": [reason]})
+                reason = "the submission replaced library code while the test ran (fail closed): " + ", ".join(
+                    sorted(set(tampered))[:10]
+                )
+                outputs.append(
+                    {"output_type": "error", "ename": "GradingTampering", "evalue": reason, "traceback": [reason]}
+                )
             if passed and thread_count() > main_thread_count:
                 passed, reason = False, "threads started by the submission were still running (fail closed)"
             for k, v in test_globals.items():
@@ -576,8 +668,14 @@ def main() -> None:  # one function on purpose: its locals are the harness's onl
             reset_signals()
             outputs, error = run_code(number, cell["source"], ns, kind == "locked")
             restore(False)
-            send({"type": "done", "cell": index, "outputs": outputs,
-                  "error": None if error is None else type(error).__name__})
+            send(
+                {
+                    "type": "done",
+                    "cell": index,
+                    "outputs": outputs,
+                    "error": None if error is None else type(error).__name__,
+                }
+            )
     send({"type": "end"})
     sys.stdout.flush()
     os._exit(0)
@@ -592,8 +690,12 @@ if __name__ == "__main__":
     # what the harness sees.
     import builtins
 
-    private = {"__builtins__": dict(builtins.__dict__), "__name__": "grader_harness", "__file__": __file__,
-               "CAPTURE_SOURCE": CAPTURE_SOURCE}
+    private = {
+        "__builtins__": dict(builtins.__dict__),
+        "__name__": "grader_harness",
+        "__file__": __file__,
+        "CAPTURE_SOURCE": CAPTURE_SOURCE,
+    }
     with open(__file__, encoding="utf-8") as _fh:
         exec(compile(_fh.read(), __file__, "exec"), private)
     del _fh

@@ -8,6 +8,7 @@
 * :class:`SealedSaveAutoGrades` replaces ``SaveAutoGrades``: a test cell earns its points iff its verdict says
   passed; outputs (which the submission shaped) are never read for test cells.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,9 +32,18 @@ def _meta(cell) -> dict:
 
 def _locked_cell(source_cell, is_test: bool, points: float | None):
     cell = nbformat.v4.new_code_cell(source_cell.source)
-    cell.metadata = {"deletable": False, "editable": False,
-                     "nbgrader": {"grade": is_test, "grade_id": source_cell.name, "locked": True,
-                                  "solution": False, "schema_version": 3, "checksum": source_cell.checksum}}
+    cell.metadata = {
+        "deletable": False,
+        "editable": False,
+        "nbgrader": {
+            "grade": is_test,
+            "grade_id": source_cell.name,
+            "locked": True,
+            "solution": False,
+            "schema_version": 3,
+            "checksum": source_cell.checksum,
+        },
+    }
     if is_test:
         cell.metadata["nbgrader"]["points"] = points
     return cell
@@ -56,7 +66,7 @@ def build_plan(nb, gradebook_nb, release_nb=None) -> tuple[list[Cell], dict[int,
         for name in sorted(missing, key=lambda n: order.index(n) if n in order else len(order)):
             at = 0
             if name in order:
-                before = [g for g in order[:order.index(name)] if g]
+                before = [g for g in order[: order.index(name)] if g]
                 ids = [_meta(c).get("grade_id") for c in nb.cells]
                 for gid in reversed(before):
                     if gid in ids:
@@ -89,17 +99,26 @@ class SandboxedExecute(Execute):
     max_image_bytes = Integer(Limits.max_image_bytes, help="largest figure (PNG bytes) kept").tag(config=True)
     wall_timeout = Float(Limits.wall_timeout, help="seconds for one notebook, restarts included").tag(config=True)
     sandbox_mode = Unicode("", help="namespaces | userns | plain; empty: the strongest available").tag(config=True)
-    extra_read_only = List(Unicode(), help="more folders the sandbox sees read-only (e.g. a dataset cache)").tag(config=True)
-    release_notebook = Unicode("", help="path of the released notebook, with {assignment} and {notebook}: "
-                                        "where missing locked cells go back").tag(config=True)
-    sandbox_env = List(Unicode(), help="NAME=VALUE pairs for the sandboxed process (COURSE_FAST/OFFLINE=1 are set)"
-                       ).tag(config=True)
+    extra_read_only = List(Unicode(), help="more folders the sandbox sees read-only (e.g. a dataset cache)").tag(
+        config=True
+    )
+    release_notebook = Unicode(
+        "", help="path of the released notebook, with {assignment} and {notebook}: where missing locked cells go back"
+    ).tag(config=True)
+    sandbox_env = List(
+        Unicode(), help="NAME=VALUE pairs for the sandboxed process (COURSE_FAST/OFFLINE=1 are set)"
+    ).tag(config=True)
 
     def limits(self) -> Limits:
-        return Limits(memory_bytes=self.memory_bytes, max_processes=self.max_processes,
-                      max_file_bytes=self.max_file_bytes, max_output_chars=self.max_output_chars,
-                      max_image_bytes=self.max_image_bytes, cell_timeout=float(self.timeout or 120),
-                      wall_timeout=self.wall_timeout)
+        return Limits(
+            memory_bytes=self.memory_bytes,
+            max_processes=self.max_processes,
+            max_file_bytes=self.max_file_bytes,
+            max_output_chars=self.max_output_chars,
+            max_image_bytes=self.max_image_bytes,
+            cell_timeout=float(self.timeout or 120),
+            wall_timeout=self.wall_timeout,
+        )
 
     def preprocess(self, nb, resources):
         info = resources["nbgrader"]
@@ -114,15 +133,30 @@ class SandboxedExecute(Execute):
             cells, test_ids = build_plan(nb, gradebook_nb, release)
         env = dict(item.split("=", 1) for item in self.sandbox_env if "=" in item)
         env.update({"COURSE_FAST": "1", "COURSE_OFFLINE": "1"})
-        result = grade_cells(cells, self.limits(), files=Path(resources.get("metadata", {}).get("path") or "."),
-                             slot=os.getpid() % 4000, mode=self.sandbox_mode or None,
-                             extra_read_only=list(self.extra_read_only), env=env)
+        result = grade_cells(
+            cells,
+            self.limits(),
+            files=Path(resources.get("metadata", {}).get("path") or "."),
+            slot=os.getpid() % 4000,
+            mode=self.sandbox_mode or None,
+            extra_read_only=list(self.extra_read_only),
+            env=env,
+        )
         self._fill(nb, cells, test_ids, result)
         verdicts = {test_ids[i]: v for i, v in result.verdicts.items() if i in test_ids}
         resources[RESOURCE_KEY] = {"verdicts": verdicts, "log": result.log, "seconds": result.seconds}
         passed = sum(v.passed for v in verdicts.values())
-        self.log.info("%s/%s/%s: %d of %d test cells passed in %.1f s (sandbox: %s, restarts: %d)", student,
-                      assignment_id, notebook_id, passed, len(verdicts), result.seconds, result.mode, result.restarts)
+        self.log.info(
+            "%s/%s/%s: %d of %d test cells passed in %.1f s (sandbox: %s, restarts: %d)",
+            student,
+            assignment_id,
+            notebook_id,
+            passed,
+            len(verdicts),
+            result.seconds,
+            result.mode,
+            result.restarts,
+        )
         for line in result.log:
             self.log.warning("%s/%s: %s", student, notebook_id, line[:1000])
         return nb, resources
@@ -140,8 +174,16 @@ class SandboxedExecute(Execute):
                     continue
             verdict = result.verdicts.get(cell.index)
             if verdict is not None and not verdict.passed and not any(o.get("output_type") == "error" for o in outputs):
-                outputs.append(nbformat.from_dict({"output_type": "error", "ename": "GradingFailure",
-                                                   "evalue": verdict.reason, "traceback": [verdict.reason]}))
+                outputs.append(
+                    nbformat.from_dict(
+                        {
+                            "output_type": "error",
+                            "ename": "GradingFailure",
+                            "evalue": verdict.reason,
+                            "traceback": [verdict.reason],
+                        }
+                    )
+                )
             nb_cell.outputs = outputs
             nb_cell.execution_count = cell.index + 1 if cell.index in result.outputs else None
 

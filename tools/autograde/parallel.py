@@ -20,6 +20,7 @@ Design (issue 14, on top of the sandbox of issue 10):
   release + the gradebook's source cells + grader code and configuration) is stored per student under
   ``nbgrader_work/autograde/<assignment>/``; a second run skips unchanged submissions (``--force`` regrades all).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -45,18 +46,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]        # the folder that holds the ``tools`` package
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder that holds the ``tools`` package
 # the grading code: a change regrades everything (this scheduling module is left out: it does not change scores)
 GRADER_FILES = sorted(p for p in Path(__file__).resolve().parent.glob("*.py") if p.name != "parallel.py")
 FINGERPRINT_DIR = Path("nbgrader_work") / "autograde"
 IGNORED = ("__pycache__", ".ipynb_checkpoints", "*.pyc")
-MAX_ATTEMPTS = 2                                           # first try + one retry elsewhere
+MAX_ATTEMPTS = 2  # first try + one retry elsewhere
 STATUSES = ("graded", "needs a person", "failed", "skipped", "not graded")
 
 
 # ================================================================================================
 # Files as data (what travels to a worker and back)
 # ================================================================================================
+
 
 def read_tree(folder: Path, skip_notebooks: bool = False) -> dict[str, tuple[bytes, int]]:
     """``{relative path: (bytes, mode)}`` of every regular file under ``folder`` (none if it does not exist)."""
@@ -102,12 +104,12 @@ class Bundle:
     """What every worker needs once per run (Dask: scattered to every worker)."""
 
     assignment: str
-    config: bytes                                     # the course's nbgrader_config.py
-    gradebook: bytes                                  # snapshot of gradebook.db
-    release: dict[str, tuple[bytes, int]]             # assignments/<assignment>/
-    source_files: dict[str, tuple[bytes, int]]        # solutions/<assignment>/ without notebooks
-    threads: int = 1                                  # OMP/MKL threads of one sandboxed notebook
-    timeout: float = 1800.0                           # s for one `nbgrader autograde --student` run
+    config: bytes  # the course's nbgrader_config.py
+    gradebook: bytes  # snapshot of gradebook.db
+    release: dict[str, tuple[bytes, int]]  # assignments/<assignment>/
+    source_files: dict[str, tuple[bytes, int]]  # solutions/<assignment>/ without notebooks
+    threads: int = 1  # OMP/MKL threads of one sandboxed notebook
+    timeout: float = 1800.0  # s for one `nbgrader autograde --student` run
 
 
 @dataclass
@@ -128,14 +130,16 @@ class Outcome:
 # The unit of work: one student in a private temporary course
 # ================================================================================================
 
-_RUNNING: dict[int, Any] = {}       # nbgrader processes of this process (killed on Ctrl-C)
+_RUNNING: dict[int, Any] = {}  # nbgrader processes of this process (killed on Ctrl-C)
 _RUNNING_LOCK = threading.Lock()
 
 
 def _config_text(bundle: Bundle) -> str:
     extra = [f"{name}={bundle.threads}" for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")]
-    return (bundle.config.decode() + "\n\n# --- added by tools.autograde.parallel for this private grading copy ---\n"
-            f"c.SandboxedExecute.sandbox_env = list(c.SandboxedExecute.sandbox_env) + {extra!r}\n")
+    return (
+        bundle.config.decode() + "\n\n# --- added by tools.autograde.parallel for this private grading copy ---\n"
+        f"c.SandboxedExecute.sandbox_env = list(c.SandboxedExecute.sandbox_env) + {extra!r}\n"
+    )
 
 
 def read_rows(db_url: str, assignment: str, student: str) -> dict:
@@ -148,13 +152,23 @@ def read_rows(db_url: str, assignment: str, student: str) -> dict:
         for nb in sub.notebooks:
             notebooks[nb.name] = {
                 "late_submission_penalty": nb.late_submission_penalty,
-                "grades": {g.name: {"auto_score": g.auto_score, "manual_score": g.manual_score,
-                                    "needs_manual_grade": bool(g.needs_manual_grade)} for g in nb.grades},
+                "grades": {
+                    g.name: {
+                        "auto_score": g.auto_score,
+                        "manual_score": g.manual_score,
+                        "needs_manual_grade": bool(g.needs_manual_grade),
+                    }
+                    for g in nb.grades
+                },
                 "comments": {c.name: {"auto_comment": c.auto_comment} for c in nb.comments},
             }
-        return {"timestamp": sub.timestamp.isoformat() if sub.timestamp else None, "notebooks": notebooks,
-                "score": float(sub.score), "max_score": float(sub.max_score),
-                "needs_manual_grade": bool(sub.needs_manual_grade)}
+        return {
+            "timestamp": sub.timestamp.isoformat() if sub.timestamp else None,
+            "notebooks": notebooks,
+            "score": float(sub.score),
+            "max_score": float(sub.max_score),
+            "needs_manual_grade": bool(sub.needs_manual_grade),
+        }
 
 
 def _kill_group(proc) -> None:
@@ -195,20 +209,38 @@ def grade_submission(bundle: Bundle, student: str, files: dict[str, tuple[bytes,
                 code = proc.wait(timeout=bundle.timeout)
             except subprocess.TimeoutExpired:
                 _kill_group(proc)
-                return Outcome(student, False, seconds=time.monotonic() - t0, worker=worker,
-                               error=f"grading took longer than {bundle.timeout:.0f} s and was stopped",
-                               log_tail=_tail(log))
+                return Outcome(
+                    student,
+                    False,
+                    seconds=time.monotonic() - t0,
+                    worker=worker,
+                    error=f"grading took longer than {bundle.timeout:.0f} s and was stopped",
+                    log_tail=_tail(log),
+                )
         finally:
             with _RUNNING_LOCK:
                 _RUNNING.pop(proc.pid, None)
         out_dir = course / "autograded" / student / a
         if code != 0 or not any(out_dir.glob("*.ipynb")):
-            return Outcome(student, False, seconds=time.monotonic() - t0, worker=worker, log_tail=_tail(log),
-                           error=f"nbgrader autograde exited with {code}"
-                                 + ("" if any(out_dir.glob("*.ipynb")) else " and wrote no autograded notebook"))
+            return Outcome(
+                student,
+                False,
+                seconds=time.monotonic() - t0,
+                worker=worker,
+                log_tail=_tail(log),
+                error=f"nbgrader autograde exited with {code}"
+                + ("" if any(out_dir.glob("*.ipynb")) else " and wrote no autograded notebook"),
+            )
         rows = read_rows(f"sqlite:///{course / 'gradebook.db'}", a, student)
-        return Outcome(student, True, rows=rows, files=read_tree(out_dir), seconds=time.monotonic() - t0,
-                       worker=worker, log_tail=_tail(log, 3000))
+        return Outcome(
+            student,
+            True,
+            rows=rows,
+            files=read_tree(out_dir),
+            seconds=time.monotonic() - t0,
+            worker=worker,
+            log_tail=_tail(log, 3000),
+        )
 
 
 # --- starting nbgrader: forked from a server that imported nbgrader once, or a plain subprocess -------------
@@ -216,8 +248,14 @@ def grade_submission(bundle: Bundle, student: str, files: dict[str, tuple[bytes,
 # multiprocessing fork server with those modules preloaded starts each run in milliseconds. Every submission
 # still gets a fresh process (and its own sandbox). Where multiprocessing cannot start children (daemonic Dask
 # worker processes) or AUTOGRADE_FORKSERVER=0, a plain subprocess is used.
-PRELOAD = ["nbgrader.apps.nbgraderapp", "nbgrader.converters.autograde", "nbgrader.api", "nbconvert", "nbformat",
-           "tools.autograde.nbgrader_plugin"]
+PRELOAD = [
+    "nbgrader.apps.nbgraderapp",
+    "nbgrader.converters.autograde",
+    "nbgrader.api",
+    "nbconvert",
+    "nbformat",
+    "tools.autograde.nbgrader_plugin",
+]
 _CTX: list = []
 
 
@@ -264,11 +302,18 @@ def _start_nbgrader(argv: list[str], course: Path, env: dict[str, str], log: Pat
             process = _CTX[0].Process(target=_nbgrader_child, args=(argv, str(course), env, str(log)), daemon=False)
             process.start()
             return _ForkedRun(process)
-        except (AssertionError, OSError, ValueError):   # e.g. "daemonic processes are not allowed to have children"
+        except (AssertionError, OSError, ValueError):  # e.g. "daemonic processes are not allowed to have children"
             pass
     with open(log, "wb") as fh:
-        return subprocess.Popen([sys.executable, "-m", "nbgrader", *argv], cwd=course, env=env,
-                                stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            [sys.executable, "-m", "nbgrader", *argv],
+            cwd=course,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _worker_name() -> str:
@@ -300,6 +345,7 @@ def kill_running() -> None:
 # The one writer
 # ================================================================================================
 
+
 @contextlib.contextmanager
 def deferred_sigint():
     """Ctrl-C during the block is held back and raised right after it (main thread only)."""
@@ -316,8 +362,9 @@ def deferred_sigint():
             raise KeyboardInterrupt
 
 
-def write_rows(db_url: str, assignment: str, student: str, rows: dict,
-               _between: Callable[[], None] | None = None) -> None:
+def write_rows(
+    db_url: str, assignment: str, student: str, rows: dict, _between: Callable[[], None] | None = None
+) -> None:
     """Write one student's autograde rows into the real gradebook in ONE transaction (all or nothing).
 
     The same rows ``nbgrader autograde`` writes: the student and submission (created if missing, timestamp),
@@ -329,9 +376,9 @@ def write_rows(db_url: str, assignment: str, student: str, rows: dict,
     from sqlalchemy.exc import SAWarning
 
     with Gradebook(db_url) as gb, warnings.catch_warnings():
-        warnings.simplefilter("ignore", SAWarning)   # nbgrader's add_submission warns the same way when it runs
+        warnings.simplefilter("ignore", SAWarning)  # nbgrader's add_submission warns the same way when it runs
         session = gb.db
-        session.commit = session.flush          # nbgrader's API commits after every call: stage instead
+        session.commit = session.flush  # nbgrader's API commits after every call: stage instead
         try:
             gb.update_or_create_student(student)
             sub = gb.update_or_create_submission(assignment, student)
@@ -377,6 +424,7 @@ def place_autograded(root: Path, assignment: str, student: str, files: dict[str,
 # ================================================================================================
 # Fingerprints: a second run grades only what changed
 # ================================================================================================
+
 
 def grader_version(root: Path) -> str:
     """Hash of the grading code and configuration (a change regrades everything)."""
@@ -431,8 +479,11 @@ def store_fingerprint(root: Path, assignment: str, student: str, fingerprint: st
     path = _fingerprint_path(root, assignment, student)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"fingerprint": fingerprint, "score": score,
-                               "graded_at": _dt.datetime.now(_dt.timezone.utc).isoformat()}))
+    tmp.write_text(
+        json.dumps(
+            {"fingerprint": fingerprint, "score": score, "graded_at": _dt.datetime.now(_dt.timezone.utc).isoformat()}
+        )
+    )
     tmp.replace(path)
 
 
@@ -442,8 +493,9 @@ def graded_students(db_url: str, assignment: str) -> dict[str, tuple[float, floa
 
     with Gradebook(db_url) as gb:
         try:
-            return {s.student.id: (float(s.score), float(s.max_score))
-                    for s in gb.find_assignment(assignment).submissions}
+            return {
+                s.student.id: (float(s.score), float(s.max_score)) for s in gb.find_assignment(assignment).submissions
+            }
         except MissingEntry:
             return {}
 
@@ -451,6 +503,7 @@ def graded_students(db_url: str, assignment: str) -> dict[str, tuple[float, floa
 # ================================================================================================
 # Coordinator
 # ================================================================================================
+
 
 @dataclass
 class Row:
@@ -520,9 +573,17 @@ class DaskBackend:
     def submit(self, student: str, files: dict, avoid: str | None = None):
         self.counter += 1
         workers = [w for w in self.workers_of() if avoid is None or w != avoid] or None
-        return self.client.submit(self.grade, self._shared_data(), student, files, pure=False, retries=0,
-                                  key=f"autograde-{student}-{self.counter}-{uuid.uuid4().hex[:12]}", workers=workers,
-                                  allow_other_workers=workers is None)
+        return self.client.submit(
+            self.grade,
+            self._shared_data(),
+            student,
+            files,
+            pure=False,
+            retries=0,
+            key=f"autograde-{student}-{self.counter}-{uuid.uuid4().hex[:12]}",
+            workers=workers,
+            allow_other_workers=workers is None,
+        )
 
     def close(self, cancel: bool = False) -> None:
         if self.own_client:
@@ -532,7 +593,7 @@ class DaskBackend:
         return f"Dask cluster at {self.client.scheduler.address} ({len(self.workers_of())} workers)"
 
 
-MAX_LOST = 3   # resubmissions of a task the cluster itself cancelled (not counted as attempts)
+MAX_LOST = 3  # resubmissions of a task the cluster itself cancelled (not counted as attempts)
 
 
 def _lost_by_the_cluster(err: BaseException) -> bool:
@@ -540,7 +601,9 @@ def _lost_by_the_cluster(err: BaseException) -> bool:
     import concurrent.futures
 
     return isinstance(err, (concurrent.futures.CancelledError, asyncio.CancelledError)) or type(err).__name__ in (
-        "FutureCancelledError", "CancelledError")
+        "FutureCancelledError",
+        "CancelledError",
+    )
 
 
 def _future_worker(fut) -> str | None:
@@ -555,8 +618,18 @@ def _future_worker(fut) -> str | None:
 class Coordinator:
     """Plans, dispatches, retries and writes (the only writer of gradebook.db and autograded/)."""
 
-    def __init__(self, root: Path, assignment: str, backend, *, students: list[str] | None = None,
-                 force: bool = False, threads: int = 1, timeout: float = 1800.0, progress: bool = True):
+    def __init__(
+        self,
+        root: Path,
+        assignment: str,
+        backend,
+        *,
+        students: list[str] | None = None,
+        force: bool = False,
+        threads: int = 1,
+        timeout: float = 1800.0,
+        progress: bool = True,
+    ):
         self.root, self.assignment, self.backend = Path(root).resolve(), assignment, backend
         self.only, self.force, self.threads, self.timeout, self.progress = students, force, threads, timeout, progress
         self.db = self.root / "gradebook.db"
@@ -567,8 +640,11 @@ class Coordinator:
     # -- planning --------------------------------------------------------------------------------
     def submissions(self) -> dict[str, Path]:
         base = self.root / "submitted"
-        found = {p.parent.name: p for p in sorted(base.glob(f"*/{self.assignment}"))
-                 if p.is_dir() and not p.parent.name.startswith(".") and any(p.glob("*.ipynb"))}
+        found = {
+            p.parent.name: p
+            for p in sorted(base.glob(f"*/{self.assignment}"))
+            if p.is_dir() and not p.parent.name.startswith(".") and any(p.glob("*.ipynb"))
+        }
         if self.only:
             missing = sorted(set(self.only) - set(found))
             if missing:
@@ -581,11 +657,18 @@ class Coordinator:
             raise FileNotFoundError(f"No gradebook at {self.db}: run `python -m tools.release` first.")
         release = read_tree(self.root / "assignments" / self.assignment)
         if not release:
-            raise FileNotFoundError(f"No release of {self.assignment} in {self.root / 'assignments'}: "
-                                    "run `python -m tools.release` first.")
-        return Bundle(self.assignment, (self.root / "nbgrader_config.py").read_bytes(), snapshot_gradebook(self.db),
-                      release, read_tree(self.root / "solutions" / self.assignment, skip_notebooks=True),
-                      threads=self.threads, timeout=self.timeout)
+            raise FileNotFoundError(
+                f"No release of {self.assignment} in {self.root / 'assignments'}: run `python -m tools.release` first."
+            )
+        return Bundle(
+            self.assignment,
+            (self.root / "nbgrader_config.py").read_bytes(),
+            snapshot_gradebook(self.db),
+            release,
+            read_tree(self.root / "solutions" / self.assignment, skip_notebooks=True),
+            threads=self.threads,
+            timeout=self.timeout,
+        )
 
     # -- running ---------------------------------------------------------------------------------
     def run(self) -> list[Row]:
@@ -597,12 +680,16 @@ class Coordinator:
         for student, folder in found.items():
             files = read_tree(folder)
             fp = submission_fingerprint(base, files)
-            unchanged = (stored_fingerprint(self.root, self.assignment, student) == fp and student in in_gradebook
-                         and (self.root / "autograded" / student / self.assignment).is_dir())
+            unchanged = (
+                stored_fingerprint(self.root, self.assignment, student) == fp
+                and student in in_gradebook
+                and (self.root / "autograded" / student / self.assignment).is_dir()
+            )
             if unchanged and not self.force:
                 score, max_score = in_gradebook[student]
-                self.rows[student] = Row(student, "skipped", score, max_score,
-                                         note="unchanged since the last run (--force regrades)")
+                self.rows[student] = Row(
+                    student, "skipped", score, max_score, note="unchanged since the last run (--force regrades)"
+                )
             else:
                 todo[student] = (files, fp)
         if todo:
@@ -613,12 +700,18 @@ class Coordinator:
     def _dispatch(self, todo: dict[str, tuple[dict, str]]) -> None:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(todo), desc=f"grading {self.assignment}", unit="submission", disable=not self.progress,
-                   file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(
+            total=len(todo),
+            desc=f"grading {self.assignment}",
+            unit="submission",
+            disable=not self.progress,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
         attempts = {s: 1 for s in todo}
         lost = {s: 0 for s in todo}
         running = {s: (self.backend.submit(s, files), time.monotonic()) for s, (files, _) in todo.items()}
-        hang_after = self.timeout + 120.0     # a worker that does not answer by then is presumed hung
+        hang_after = self.timeout + 120.0  # a worker that does not answer by then is presumed hung
         try:
             while running:
                 progressed = False
@@ -646,8 +739,10 @@ class Coordinator:
                     del running[student]
                     if not outcome.ok and attempts[student] < MAX_ATTEMPTS:
                         attempts[student] += 1
-                        running[student] = (self.backend.submit(student, todo[student][0], avoid=worker),
-                                            time.monotonic())
+                        running[student] = (
+                            self.backend.submit(student, todo[student][0], avoid=worker),
+                            time.monotonic(),
+                        )
                         bar.write(f"{student}: {outcome.error or 'failed'}; retrying")
                         continue
                     self._finish(outcome, todo[student][1], attempts[student], worker or "")
@@ -659,8 +754,9 @@ class Coordinator:
         except KeyboardInterrupt:
             self.interrupted = True
             for student in running:
-                self.rows[student] = Row(student, "not graded", attempts=attempts[student],
-                                         note="interrupted (Ctrl-C): nothing written")
+                self.rows[student] = Row(
+                    student, "not graded", attempts=attempts[student], note="interrupted (Ctrl-C): nothing written"
+                )
             self.backend.close(cancel=True)
             raise
         finally:
@@ -671,8 +767,9 @@ class Coordinator:
         student = outcome.student
         if not outcome.ok:
             note = outcome.error + (f"\n{outcome.log_tail[-1500:]}" if outcome.log_tail else "")
-            self.rows[student] = Row(student, "failed", seconds=outcome.seconds, attempts=attempts, worker=worker,
-                                     note=note.strip())
+            self.rows[student] = Row(
+                student, "failed", seconds=outcome.seconds, attempts=attempts, worker=worker, note=note.strip()
+            )
             return
         rows = outcome.rows
         with deferred_sigint():
@@ -682,21 +779,26 @@ class Coordinator:
         status = "needs a person" if rows["needs_manual_grade"] else "graded"
         note = ""
         if rows["needs_manual_grade"]:
-            cells = sorted(name for nb in rows["notebooks"].values() for name, g in nb["grades"].items()
-                           if g["needs_manual_grade"])
+            cells = sorted(
+                name for nb in rows["notebooks"].values() for name, g in nb["grades"].items() if g["needs_manual_grade"]
+            )
             note = "to grade by hand: " + ", ".join(cells)
-        self.rows[student] = Row(student, status, rows["score"], rows["max_score"], outcome.seconds, attempts,
-                                 outcome.worker, note)
+        self.rows[student] = Row(
+            student, status, rows["score"], rows["max_score"], outcome.seconds, attempts, outcome.worker, note
+        )
 
 
 # ================================================================================================
 # Reporting and the command line
 # ================================================================================================
 
+
 def format_summary(assignment: str, rows: list[Row], seconds: float, backend: str) -> str:
     width = max([len("student")] + [len(r.student) for r in rows])
-    lines = [f"{assignment}: {len(rows)} submissions, {backend}, {seconds:.1f} s",
-             f"{'student':<{width}}  {'status':<14}  {'score':>11}  {'seconds':>7}  tries  notes"]
+    lines = [
+        f"{assignment}: {len(rows)} submissions, {backend}, {seconds:.1f} s",
+        f"{'student':<{width}}  {'status':<14}  {'score':>11}  {'seconds':>7}  tries  notes",
+    ]
     for r in rows:
         score = f"{r.score:5.1f}/{r.max_score:<5.1f}" if r.score is not None else f"{'-':>11}"
         note = r.note.splitlines()[0][:200] if r.note else ""
@@ -716,16 +818,28 @@ def cpu_count() -> int:
 def add_arguments(p) -> None:
     """The options of ``python -m tools.grading autograde`` (called by tools/grading.py)."""
     p.add_argument("assignment")
-    p.add_argument("--workers", type=int, default=cpu_count(),
-                   help="submissions graded at once on this machine (default: the number of cores)")
-    p.add_argument("--scheduler", help="grade on a Dask distributed cluster instead, e.g. tcp://HOST:8786 "
-                                       "(docs/instructors.md, 'Grading a whole class')")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=cpu_count(),
+        help="submissions graded at once on this machine (default: the number of cores)",
+    )
+    p.add_argument(
+        "--scheduler",
+        help="grade on a Dask distributed cluster instead, e.g. tcp://HOST:8786 "
+        "(docs/instructors.md, 'Grading a whole class')",
+    )
     p.add_argument("--student", action="append", help="grade only this student (repeatable)")
     p.add_argument("--force", action="store_true", help="regrade submissions that did not change since the last run")
-    p.add_argument("--threads", type=int, default=0,
-                   help="CPU threads of one submission (default: cores / workers, at least 1)")
-    p.add_argument("--timeout", type=float, default=1800.0,
-                   help="seconds for one submission before its worker is presumed hung (then retried once)")
+    p.add_argument(
+        "--threads", type=int, default=0, help="CPU threads of one submission (default: cores / workers, at least 1)"
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=1800.0,
+        help="seconds for one submission before its worker is presumed hung (then retried once)",
+    )
     p.add_argument("--json", type=Path, help="also write the summary as JSON to this file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -736,8 +850,16 @@ def run_cli(args, root: Path) -> int:
         raise ValueError(f"--workers must be at least 1 (got {args.workers})")
     backend = DaskBackend(args.scheduler) if args.scheduler else LocalBackend(args.workers)
     threads = args.threads or max(1, cpu_count() // max(1, args.workers))
-    coord = Coordinator(root, args.assignment, backend, students=args.student, force=args.force, threads=threads,
-                        timeout=args.timeout, progress=not args.no_progress)
+    coord = Coordinator(
+        root,
+        args.assignment,
+        backend,
+        students=args.student,
+        force=args.force,
+        threads=threads,
+        timeout=args.timeout,
+        progress=not args.no_progress,
+    )
     t0 = time.monotonic()
     try:
         rows = coord.run()
@@ -745,8 +867,11 @@ def run_cli(args, root: Path) -> int:
     except KeyboardInterrupt:
         rows = [coord.rows[s] for s in sorted(coord.rows)]
         print(format_summary(args.assignment, rows, time.monotonic() - t0, backend.describe()))
-        print("interrupted: the gradebook holds every submission graded so far (each written whole); "
-              "run the same command again to grade the rest", file=sys.stderr)
+        print(
+            "interrupted: the gradebook holds every submission graded so far (each written whole); "
+            "run the same command again to grade the rest",
+            file=sys.stderr,
+        )
         return 130
     print(format_summary(args.assignment, rows, time.monotonic() - t0, backend.describe()))
     if args.json:
@@ -758,5 +883,16 @@ def run_cli(args, root: Path) -> int:
     return 1 if any(r.status == "failed" for r in rows) else 0
 
 
-__all__ = ["Bundle", "Coordinator", "DaskBackend", "LocalBackend", "Outcome", "Row", "add_arguments",
-           "format_summary", "grade_submission", "run_cli", "write_rows"]
+__all__ = [
+    "Bundle",
+    "Coordinator",
+    "DaskBackend",
+    "LocalBackend",
+    "Outcome",
+    "Row",
+    "add_arguments",
+    "format_summary",
+    "grade_submission",
+    "run_cli",
+    "write_rows",
+]

@@ -10,6 +10,7 @@ what is sealed.
 This module is imported by the parent only: the harness carries its own copy of the few lines it needs
 (it must not import anything from the course's tree).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,7 +20,7 @@ import os
 import struct
 
 MAC_LEN = 32
-MAX_MESSAGE = 64 * 1024 * 1024     # a message larger than this is a protocol violation
+MAX_MESSAGE = 64 * 1024 * 1024  # a message larger than this is a protocol violation
 
 
 class ProtocolError(Exception):
@@ -47,7 +48,7 @@ def new_secret() -> bytes:
 def decode(key: bytes, seq: int, frame: bytes) -> dict:
     """Check the MAC of one complete frame (length prefix included) and return its payload."""
     (length,) = struct.unpack(">I", frame[:4])
-    payload, tag = frame[4:4 + length], frame[4 + length:]
+    payload, tag = frame[4 : 4 + length], frame[4 + length :]
     if len(payload) != length or len(tag) != MAC_LEN:
         raise ProtocolError("truncated message")
     if not hmac.compare_digest(tag, mac(key, seq, payload)):

@@ -7,6 +7,7 @@ authenticated messages in the expected order and verdicts sealed with that test'
 hangs past the time limit or breaks the protocol during a cell, that cell is recorded as failed and a fresh
 sandbox replays the notebook without it; verdicts already given stand. Whatever has no verdict scores 0.
 """
+
 from __future__ import annotations
 
 import ast
@@ -46,7 +47,7 @@ class Verdict:
 class Result:
     outputs: dict[int, list] = field(default_factory=dict)
     verdicts: dict[int, Verdict] = field(default_factory=dict)
-    failed_cells: dict[int, str] = field(default_factory=dict)   # cell -> why it was skipped on replay
+    failed_cells: dict[int, str] = field(default_factory=dict)  # cell -> why it was skipped on replay
     log: list[str] = field(default_factory=list)
     seconds: float = 0.0
     restarts: int = 0
@@ -105,7 +106,7 @@ class _Channel:
         self.send_seq += 1
         try:
             while data:
-                data = data[os.write(self.write_fd, data):]
+                data = data[os.write(self.write_fd, data) :]
         except (BrokenPipeError, OSError) as err:
             raise _Stop(f"the sandbox closed its input ({err})") from None
 
@@ -127,7 +128,7 @@ class _Channel:
         if length > protocol.MAX_MESSAGE:
             raise _Stop(f"protocol violation while {what}: a message of {length} bytes", "violation")
         self._fill(4 + length + protocol.MAC_LEN, deadline, what)
-        frame, self.buf = self.buf[:4 + length + protocol.MAC_LEN], self.buf[4 + length + protocol.MAC_LEN:]
+        frame, self.buf = self.buf[: 4 + length + protocol.MAC_LEN], self.buf[4 + length + protocol.MAC_LEN :]
         seq = self.recv_seq
         try:
             obj = protocol.decode(self.key, seq, frame)
@@ -137,7 +138,7 @@ class _Channel:
         seal = None
         if obj.get("type") == "verdict":
             self._fill(protocol.MAC_LEN, deadline, what)
-            seal, self.buf = self.buf[:protocol.MAC_LEN], self.buf[protocol.MAC_LEN:]
+            seal, self.buf = self.buf[: protocol.MAC_LEN], self.buf[protocol.MAC_LEN :]
         return seq, obj, seal
 
 
@@ -151,7 +152,7 @@ def _drain(fd: int, sink: list[bytes]) -> None:
         if not chunk:
             break
         if size < LOG_CAP:
-            sink.append(chunk[:LOG_CAP - size])
+            sink.append(chunk[: LOG_CAP - size])
         size += len(chunk)
     os.close(fd)
 
@@ -160,8 +161,15 @@ def _error(ename: str, evalue: str) -> dict:
     return {"output_type": "error", "ename": ename, "evalue": evalue, "traceback": [f"{ename}: {evalue}"]}
 
 
-def _session(cells: list[Cell], skip: set[int], result: Result, limits: Limits, sandbox: Sandbox,
-             deadline_total: float, preload: list[str]) -> tuple[bool, int | None, _Stop | None]:
+def _session(
+    cells: list[Cell],
+    skip: set[int],
+    result: Result,
+    limits: Limits,
+    sandbox: Sandbox,
+    deadline_total: float,
+    preload: list[str],
+) -> tuple[bool, int | None, _Stop | None]:
     """One sandbox from start to end. Returns (finished, cell it stopped at, why)."""
     p2c_r, p2c_w = os.pipe()
     c2p_r, c2p_w = os.pipe()
@@ -181,11 +189,20 @@ def _session(cells: list[Cell], skip: set[int], result: Result, limits: Limits, 
     chan = _Channel(c2p_r, p2c_w, key)
     try:
         os.write(p2c_w, key)
-        plan = [{"index": c.index, "kind": c.kind, "skip": c.index in skip,
-                 "source": c.source if c.kind != "test" else ""} for c in cells]
-        chan.send({"type": "hello", "limits": limits.for_harness(), "cells": plan,
-                   "scratch": sandbox.scratch_inside, "preload": preload,
-                   "trusted_prefixes": trusted_prefixes()})
+        plan = [
+            {"index": c.index, "kind": c.kind, "skip": c.index in skip, "source": c.source if c.kind != "test" else ""}
+            for c in cells
+        ]
+        chan.send(
+            {
+                "type": "hello",
+                "limits": limits.for_harness(),
+                "cells": plan,
+                "scratch": sandbox.scratch_inside,
+                "preload": preload,
+                "trusted_prefixes": trusted_prefixes(),
+            }
+        )
         first = True
 
         def wait(what: str):
@@ -207,17 +224,25 @@ def _session(cells: list[Cell], skip: set[int], result: Result, limits: Limits, 
             if cell.kind == "test":
                 _, obj, _ = wait(what)
                 if obj.get("type") != "need" or obj.get("cell") != cell.index:
-                    raise _Stop(f"protocol violation: expected a request for test cell {cell.index + 1}, got "
-                                f"{obj.get('type')!r}", "violation")
+                    raise _Stop(
+                        f"protocol violation: expected a request for test cell {cell.index + 1}, got "
+                        f"{obj.get('type')!r}",
+                        "violation",
+                    )
                 secret = protocol.new_secret()
                 chan.send({"type": "test", "source": cell.source, "secret": secret.hex()})
                 seq, obj, seal = wait(what)
-                if obj.get("type") != "verdict" or obj.get("cell") != cell.index or not isinstance(obj.get("passed"), bool):
+                if (
+                    obj.get("type") != "verdict"
+                    or obj.get("cell") != cell.index
+                    or not isinstance(obj.get("passed"), bool)
+                ):
                     raise _Stop(f"protocol violation: expected the verdict of cell {cell.index + 1}", "violation")
                 expected = protocol.verdict_seal(secret, seq, cell.index, obj["passed"])
                 if seal is None or not hmac.compare_digest(seal, expected):
-                    raise _Stop(f"the verdict of cell {cell.index + 1} is not sealed with its secret (forged?)",
-                                "violation")
+                    raise _Stop(
+                        f"the verdict of cell {cell.index + 1} is not sealed with its secret (forged?)", "violation"
+                    )
                 if cell.index not in result.verdicts:
                     result.verdicts[cell.index] = Verdict(obj["passed"], str(obj.get("reason", ""))[:500])
                 result.outputs[cell.index] = list(obj.get("outputs") or [])
@@ -243,9 +268,16 @@ def _session(cells: list[Cell], skip: set[int], result: Result, limits: Limits, 
             result.log.append("sandbox output:\n" + text[-4000:])
 
 
-def grade_cells(cells: list[Cell], limits: Limits | None = None, files: Path | None = None, *, slot: int = 0,
-                mode: str | None = None, extra_read_only: list[str] | None = None,
-                env: dict[str, str] | None = None) -> Result:
+def grade_cells(
+    cells: list[Cell],
+    limits: Limits | None = None,
+    files: Path | None = None,
+    *,
+    slot: int = 0,
+    mode: str | None = None,
+    extra_read_only: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Result:
     """Run the notebook (``cells`` in order) in a sandbox and judge its test cells (see the module docstring)."""
     limits = limits or Limits()
     t0 = time.monotonic()
@@ -255,7 +287,9 @@ def grade_cells(cells: list[Cell], limits: Limits | None = None, files: Path | N
     preload = preload_modules(cells)
     finished = False
     for attempt in range(limits.max_restarts + 1):
-        sandbox = Sandbox(limits, slot=slot, mode=mode, extra_read_only=list(extra_read_only or []), env=dict(env or {}))
+        sandbox = Sandbox(
+            limits, slot=slot, mode=mode, extra_read_only=list(extra_read_only or []), env=dict(env or {})
+        )
         result.mode = sandbox.mode
         try:
             if files is not None and Path(files).is_dir():
@@ -273,11 +307,14 @@ def grade_cells(cells: list[Cell], limits: Limits | None = None, files: Path | N
         skip.add(stopped_at)
         result.failed_cells[stopped_at] = why
         ename = {"timeout": "CellTimeoutError", "violation": "GradingProtocolError"}.get(stop.kind, "DeadKernelError")
-        note = ("the cell ran past the time limit and did not stop" if stop.kind == "timeout" else
-                "the cell broke the grading protocol" if stop.kind == "violation" else
-                "the process died in this cell (os._exit, a crash or a resource limit)")
-        result.outputs[stopped_at] = [_error(ename, f"{note}; it was skipped when the notebook was run again "
-                                                    f"({why})")]
+        note = (
+            "the cell ran past the time limit and did not stop"
+            if stop.kind == "timeout"
+            else "the cell broke the grading protocol"
+            if stop.kind == "violation"
+            else "the process died in this cell (os._exit, a crash or a resource limit)"
+        )
+        result.outputs[stopped_at] = [_error(ename, f"{note}; it was skipped when the notebook was run again ({why})")]
         kind = next(c.kind for c in cells if c.index == stopped_at)
         if kind == "test" and stopped_at not in result.verdicts:
             result.verdicts[stopped_at] = Verdict(False, f"no verdict: {note}")

@@ -20,6 +20,7 @@ Modes, chosen by :func:`detect_mode` (the strongest available):
     rlimits and a new session (the process group is killed at the end) only. Student code can read every
     file the instructor can read, use the network, and leave processes that escaped the group. A warning says so.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,32 +36,39 @@ from pathlib import Path
 HARNESS = Path(__file__).with_name("harness.py")
 INSIDE_SUBMISSION = "/submission"
 INSIDE_HARNESS = "/grader/harness.py"
-PLAIN_WARNING = ("tools.autograde: no Linux namespaces available ({why}); grading falls back to rlimits and a "
-                 "process group. NOT defended in this mode: reading the course folder (solutions/, gradebook.db, "
-                 "other submissions), network access, processes that leave the process group. Grade on Linux as "
-                 "root (or with user namespaces) for the full sandbox; see docs/grading-security.md.")
+PLAIN_WARNING = (
+    "tools.autograde: no Linux namespaces available ({why}); grading falls back to rlimits and a "
+    "process group. NOT defended in this mode: reading the course folder (solutions/, gradebook.db, "
+    "other submissions), network access, processes that leave the process group. Grade on Linux as "
+    "root (or with user namespaces) for the full sandbox; see docs/grading-security.md."
+)
 
 
 @dataclass
 class Limits:
     """Resource limits of one submission (nbgrader_config.py: ``c.SandboxedExecute.<name>``)."""
 
-    memory_bytes: int = 6 * 1024**3          # RLIMIT_DATA (heap + anonymous mappings); RLIMIT_AS breaks CUDA
-    max_processes: int = 64                  # RLIMIT_NPROC of the submission's own uid
-    max_file_bytes: int = 50 * 1024**2       # RLIMIT_FSIZE: largest file it may write
-    max_output_chars: int = 10_000_000       # all text outputs of the notebook together
-    max_image_bytes: int = 2_000_000         # one figure (PNG)
-    cell_timeout: float = 120.0              # s per cell (then CellTimeoutError in that cell)
-    wall_timeout: float = 20 * 60.0          # s per submission, all restarts together
-    cpu_seconds: int = 40 * 60               # RLIMIT_CPU of the harness process
-    tmp_bytes: int = 1024**3                 # size of the private /tmp and /dev/shm
-    max_restarts: int = 6                    # fresh sandboxes after crashes before the rest scores 0
-    grace_s: float = 20.0                    # after cell_timeout, before a cell that ignores the interrupt is killed
-    startup_s: float = 240.0                 # harness start and library imports (torch) on a busy machine
+    memory_bytes: int = 6 * 1024**3  # RLIMIT_DATA (heap + anonymous mappings); RLIMIT_AS breaks CUDA
+    max_processes: int = 64  # RLIMIT_NPROC of the submission's own uid
+    max_file_bytes: int = 50 * 1024**2  # RLIMIT_FSIZE: largest file it may write
+    max_output_chars: int = 10_000_000  # all text outputs of the notebook together
+    max_image_bytes: int = 2_000_000  # one figure (PNG)
+    cell_timeout: float = 120.0  # s per cell (then CellTimeoutError in that cell)
+    wall_timeout: float = 20 * 60.0  # s per submission, all restarts together
+    cpu_seconds: int = 40 * 60  # RLIMIT_CPU of the harness process
+    tmp_bytes: int = 1024**3  # size of the private /tmp and /dev/shm
+    max_restarts: int = 6  # fresh sandboxes after crashes before the rest scores 0
+    grace_s: float = 20.0  # after cell_timeout, before a cell that ignores the interrupt is killed
+    startup_s: float = 240.0  # harness start and library imports (torch) on a busy machine
 
     def rlimits(self) -> dict[str, int]:
-        return {"RLIMIT_DATA": self.memory_bytes, "RLIMIT_NPROC": self.max_processes,
-                "RLIMIT_FSIZE": self.max_file_bytes, "RLIMIT_CPU": self.cpu_seconds, "RLIMIT_CORE": 0}
+        return {
+            "RLIMIT_DATA": self.memory_bytes,
+            "RLIMIT_NPROC": self.max_processes,
+            "RLIMIT_FSIZE": self.max_file_bytes,
+            "RLIMIT_CPU": self.cpu_seconds,
+            "RLIMIT_CORE": 0,
+        }
 
     def for_harness(self) -> dict:
         return {**asdict(self), "rlimits": self.rlimits()}
@@ -125,8 +133,16 @@ def python_paths() -> list[str]:
     return sorted(paths)
 
 
-def _init_script(root: str, scratch: str, uid: int, limits: Limits, extra_ro: list[str], userns: bool,
-                 env: dict[str, str], argv: list[str]) -> str:
+def _init_script(
+    root: str,
+    scratch: str,
+    uid: int,
+    limits: Limits,
+    extra_ro: list[str],
+    userns: bool,
+    env: dict[str, str],
+    argv: list[str],
+) -> str:
     """Shell run as PID 1 of the new namespaces: build the new root, pivot into it, drop privileges, exec."""
     q = shlex.quote
     lines = ["set -e", f"R={q(root)}", 'mount -t tmpfs -o mode=755,size=64m tmpfs "$R"']
@@ -135,28 +151,40 @@ def _init_script(root: str, scratch: str, uid: int, limits: Limits, extra_ro: li
         if os.path.islink(path) and path in system:
             lines.append(f'ln -s {q(os.readlink(path))} "$R"{q(path)}')
             continue
-        lines += [f'mkdir -p "$R"{q(path)}', f'mount --rbind {q(path)} "$R"{q(path)}',
-                  f'mount -o remount,bind,ro,nosuid,nodev "$R"{q(path)} 2>/dev/null || true']
+        lines += [
+            f'mkdir -p "$R"{q(path)}',
+            f'mount --rbind {q(path)} "$R"{q(path)}',
+            f'mount -o remount,bind,ro,nosuid,nodev "$R"{q(path)} 2>/dev/null || true',
+        ]
     lines += ['mkdir -p "$R/dev" "$R/proc" "$R/tmp" "$R/dev/shm" "$R"' + q(INSIDE_SUBMISSION) + ' "$R/grader"']
     for dev in ("null", "zero", "full", "random", "urandom"):
         lines += [f'touch "$R/dev/{dev}"', f'mount --bind /dev/{dev} "$R/dev/{dev}"']
-    lines += [f'mount -t tmpfs -o mode=1777,size={limits.tmp_bytes},nosuid,nodev tmpfs "$R/tmp"',
-              f'mount -t tmpfs -o mode=1777,size={limits.tmp_bytes},nosuid,nodev tmpfs "$R/dev/shm"',
-              'mount -t proc -o nosuid,nodev,noexec proc "$R/proc"',
-              f'mount --bind {q(scratch)} "$R"{q(INSIDE_SUBMISSION)}',
-              f'touch "$R"{q(INSIDE_HARNESS)}',
-              f'mount --bind {q(str(HARNESS))} "$R"{q(INSIDE_HARNESS)}',
-              f'mount -o remount,bind,ro "$R"{q(INSIDE_HARNESS)}',
-              'mount -o remount,ro "$R"',
-              'cd "$R"']
+    lines += [
+        f'mount -t tmpfs -o mode=1777,size={limits.tmp_bytes},nosuid,nodev tmpfs "$R/tmp"',
+        f'mount -t tmpfs -o mode=1777,size={limits.tmp_bytes},nosuid,nodev tmpfs "$R/dev/shm"',
+        'mount -t proc -o nosuid,nodev,noexec proc "$R/proc"',
+        f'mount --bind {q(scratch)} "$R"{q(INSIDE_SUBMISSION)}',
+        f'touch "$R"{q(INSIDE_HARNESS)}',
+        f'mount --bind {q(str(HARNESS))} "$R"{q(INSIDE_HARNESS)}',
+        f'mount -o remount,bind,ro "$R"{q(INSIDE_HARNESS)}',
+        'mount -o remount,ro "$R"',
+        'cd "$R"',
+    ]
     lines.insert(3, 'mkdir -p "$R/.old"')  # before the new root becomes read-only
     lines += ["pivot_root . .old", "cd /", "umount -l /.old"]
     envs = " ".join(q(f"{k}={v}") for k, v in env.items())
     rl = limits.rlimits()
-    prlimit = (f"prlimit --data={rl['RLIMIT_DATA']} --nproc={rl['RLIMIT_NPROC']} --fsize={rl['RLIMIT_FSIZE']} "
-               f"--cpu={rl['RLIMIT_CPU']} --core=0 --")
-    drop = "" if userns else (f"setpriv --reuid={uid} --regid={uid} --clear-groups --inh-caps=-all "
-                              "--bounding-set=-all --no-new-privs --")
+    prlimit = (
+        f"prlimit --data={rl['RLIMIT_DATA']} --nproc={rl['RLIMIT_NPROC']} --fsize={rl['RLIMIT_FSIZE']} "
+        f"--cpu={rl['RLIMIT_CPU']} --core=0 --"
+    )
+    drop = (
+        ""
+        if userns
+        else (
+            f"setpriv --reuid={uid} --regid={uid} --clear-groups --inh-caps=-all --bounding-set=-all --no-new-privs --"
+        )
+    )
     lines.append(f"exec env -i {envs} {drop} {prlimit} {' '.join(q(a) for a in argv)}")
     return "\n".join(lines)
 
@@ -205,9 +233,20 @@ class Sandbox:
                     os.chown(dest.parent, self.uid, self.uid)
 
     def start(self, in_fd: int, out_fd: int, log_fd: int) -> subprocess.Popen:
-        env = {"HOME": "/tmp/home", "USER": "student", "LOGNAME": "student", "PATH": "/usr/bin:/bin",
-               "LANG": "C.UTF-8", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/mpl", "PYTHONHASHSEED": "0",
-               "COURSE_FAST": "1", "COURSE_OFFLINE": "1", "PYTHONDONTWRITEBYTECODE": "1", **self.env}
+        env = {
+            "HOME": "/tmp/home",
+            "USER": "student",
+            "LOGNAME": "student",
+            "PATH": "/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "MPLBACKEND": "Agg",
+            "MPLCONFIGDIR": "/tmp/mpl",
+            "PYTHONHASHSEED": "0",
+            "COURSE_FAST": "1",
+            "COURSE_OFFLINE": "1",
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **self.env,
+        }
         mpl_cache = Path(os.environ.get("MPLCONFIGDIR") or Path.home() / ".cache" / "matplotlib")
         fontlists = sorted(mpl_cache.glob("fontlist-*.json")) if mpl_cache.is_dir() else []
         if fontlists:  # matplotlib's font list: without it every sandbox spends a second or two rebuilding it
@@ -227,24 +266,56 @@ class Sandbox:
 
             def preexec() -> None:
                 import resource
+
                 for name, value in limits.rlimits().items():
                     try:
                         resource.setrlimit(getattr(resource, name), (value, value))
                     except (ValueError, OSError, AttributeError):
                         pass
-            self.proc = subprocess.Popen(argv, cwd=self.scratch, env=env, stdin=subprocess.DEVNULL, stdout=log_fd,
-                                         stderr=log_fd, pass_fds=(in_fd, out_fd), start_new_session=True,
-                                         preexec_fn=preexec)  # noqa: PLW1509 (rlimits before exec)
+
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=self.scratch,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=log_fd,
+                pass_fds=(in_fd, out_fd),
+                start_new_session=True,
+                preexec_fn=preexec,
+            )  # noqa: PLW1509 (rlimits before exec)
             return self.proc
         argv = [python, "-I", INSIDE_HARNESS, str(in_fd), str(out_fd)]
         userns = self.mode == "userns"
         ro = python_paths() + [p for p in self.extra_read_only if os.path.exists(p)]
         script = _init_script(str(self.root), str(self.scratch), self.uid, self.limits, ro, userns, env, argv)
-        cmd = ["unshare"] + (["--user", "--map-root-user"] if userns else []) + [
-            "--net", "--mount", "--pid", "--ipc", "--uts", "--fork", "--kill-child", "--propagation", "private",
-            "/bin/sh", "-c", script]
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
-                                     pass_fds=(in_fd, out_fd), start_new_session=True, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
+        cmd = (
+            ["unshare"]
+            + (["--user", "--map-root-user"] if userns else [])
+            + [
+                "--net",
+                "--mount",
+                "--pid",
+                "--ipc",
+                "--uts",
+                "--fork",
+                "--kill-child",
+                "--propagation",
+                "private",
+                "/bin/sh",
+                "-c",
+                script,
+            ]
+        )
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=log_fd,
+            pass_fds=(in_fd, out_fd),
+            start_new_session=True,
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+        )
         return self.proc
 
     def kill(self) -> None:
