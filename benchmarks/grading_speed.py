@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from tools import grading, mutation, release
-from tools.autograde import parallel
+from tools import grading, mutation, release  # noqa: E402  (after the sys.path line: run as a script)
+from tools.autograde import parallel  # noqa: E402
 
 MODES = ("sequential", "workers", "dask")
 FIXTURES = ROOT / "tests" / "fixtures" / "alternative_solutions"
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             base = runs.get("sequential")
-            for mode, r in runs.items():
+            for r in runs.values():
                 r["per_submission"] = round(r["seconds"] / args.n, 2)
                 r["speedup"] = round(base["seconds"] / r["seconds"], 2) if base else None
                 r["same_scores_as_sequential"] = (r["rows"] == base["rows"]) if base else None

@@ -267,7 +267,7 @@ class NoNetworkError(RuntimeError):
 
 def _download(name: str, split: str):
     if _reachable_mirror(name) is None:
-        servers = ", ".join(sorted({"%s:%d" % _endpoint(url) for url in _download_urls(name)}))
+        servers = ", ".join(sorted({"{}:{}".format(*_endpoint(url)) for url in _download_urls(name)}))
         raise NoNetworkError(
             f"{name} is not cached in {data_dir() / 'torchvision'} and there is no network "
             f"connection to its server ({servers})"

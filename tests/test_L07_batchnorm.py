@@ -67,7 +67,7 @@ def test_forward_and_running_stats_match_batchnorm1d(bn, shape, momentum, eps):
     gamma, beta = rng.uniform(0.2, 3, d), rng.normal(0, 2, d)
     layer = _torch_bn(nn.BatchNorm1d, gamma, beta, eps, momentum).train()
     param = {"mode": "train", "eps": eps, "momentum": momentum}
-    for step in range(6):
+    for _ in range(6):
         x = rng.normal(rng.normal(0, 5), rng.uniform(0.1, 4), (n, d))
         ours, _ = bn["batchnorm_forward"](x, gamma, beta, param)
         theirs = layer(torch.from_numpy(x)).detach().numpy()
