@@ -19,7 +19,7 @@ from .datasets import (
 from .device import describe_device, get_device, seed_everything
 from .gradcheck import numerical_gradient, numerical_gradient_array, relative_error
 from .plotting import plot_decision_regions, plot_history, save_figure, show_images
-from .records import load_records, record, set_notebook
+from .records import load_records, record, record_many, set_notebook
 from .standins import SHAPES10_CLASSES, make_shapes10, make_street_digits, make_toy_2d
 from .training import Accumulator, History, LivePlot, Timer, evaluate, fit, in_notebook
 from .widgets import one_thread, render, time_call
@@ -60,6 +60,7 @@ __all__ = [
     "plot_decision_regions",
     "plot_history",
     "record",
+    "record_many",
     "relative_error",
     "render",
     "save_figure",

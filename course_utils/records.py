@@ -55,6 +55,19 @@ def record(key: str, value: Any, notebook: str | None = None) -> Any:
     return value
 
 
+def record_many(**values: Any) -> None:
+    """Record several values at once: ``record_many(hinge_mean=m, hinge_losses=losses)``.
+
+    Same as one :func:`record` per keyword, in the order given. Lectures call it from one
+    compact cell per section (tagged ``record``), so that teaching cells hold plain code.
+    Returns ``None`` so that a cell ending with it echoes nothing.
+    """
+    if not values:
+        raise ValueError("record_many() needs at least one keyword, e.g. record_many(hinge_mean=loss).")
+    for key, value in values.items():
+        record(key, value)
+
+
 def set_notebook(name: str) -> None:
     """Name the file that later :func:`record` calls write to (one per notebook)."""
     if not name.replace("_", "").replace("-", "").isalnum():
