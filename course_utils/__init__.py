@@ -18,11 +18,13 @@ from .datasets import (
 )
 from .device import describe_device, get_device, seed_everything
 from .gradcheck import numerical_gradient, numerical_gradient_array, relative_error
-from .plotting import plot_decision_regions, plot_history, save_figure, show_images
+from .notebook_setup import setup_notebook
+from .plotting import LivePlot, in_notebook, plot_decision_regions, plot_history, save_figure, show_images
 from .records import load_records, record, record_many, set_notebook
-from .standins import SHAPES10_CLASSES, make_shapes10, make_street_digits, make_toy_2d
-from .training import Accumulator, History, LivePlot, Timer, evaluate, fit, in_notebook
-from .widgets import one_thread, render, time_call
+from .standins import SHAPES10_CLASSES, make_shapes10, make_street_digits
+from .timing import Timer, one_thread, render, time_call
+from .toy_data import make_toy_2d
+from .training import Accumulator, History, evaluate, fit
 
 __version__ = "0.1.0"
 
@@ -66,39 +68,8 @@ __all__ = [
     "save_figure",
     "seed_everything",
     "set_notebook",
+    "setup_notebook",
     "show_images",
     "time_call",
     "train_val_split",
 ]
-
-
-def _inline_figures_in_a_kernel() -> None:
-    """In a Jupyter kernel, draw figures inline whatever MPLBACKEND says (a headless run sets Agg,
-    under which ``plt.show()`` would silently draw nothing into the notebook)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return
-    shell = get_ipython()
-    if shell is not None and getattr(shell, "kernel", None) is not None:
-        shell.run_line_magic("matplotlib", "inline")
-
-
-def setup_notebook(name: str, seed: int = 0) -> "object":
-    """First call of every notebook: seeds everything, names the record file, prints mode and device.
-
-    Returns the device to use.
-    """
-    import matplotlib
-
-    set_notebook(name)
-    seed_everything(seed)
-    device = get_device()
-    _inline_figures_in_a_kernel()
-    matplotlib.rcParams.update({"figure.dpi": 90, "axes.spines.top": False, "axes.spines.right": False})
-    print(mode_summary())
-    print(f"device: {describe_device(device)} | seed: {seed}")
-    return device
-
-
-__all__.append("setup_notebook")

@@ -41,7 +41,19 @@ FORMAT_VERSION = 1
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 # fit() arguments that change how training is displayed or where it runs, not what it computes.
 _IGNORED_FIT_KWARGS = {"live_plot", "progress", "title", "callbacks", "device"}
-_FIT_DEFAULTS = {"lr": 1e-3, "batch_size": 128, "scheduler_step": "epoch", "seed": 0}
+
+
+def fit_defaults() -> dict[str, Any]:
+    """``fit``'s settings and their defaults, read from its signature: every keyword argument that decides
+    what training computes (not ``epochs`` and ``val``, which are fingerprinted on their own, nor the
+    display and placement settings in ``_IGNORED_FIT_KWARGS``)."""
+    return {
+        name: param.default
+        for name, param in inspect.signature(fit).parameters.items()
+        if param.kind is param.KEYWORD_ONLY
+        and param.default is not param.empty
+        and name not in _IGNORED_FIT_KWARGS | {"val"}
+    }
 
 
 # --------------------------------------------------------------------------- paths and names
@@ -207,7 +219,7 @@ def training_config(
     **fit_kwargs: Any,
 ) -> dict[str, Any]:
     """The fingerprint :func:`fit_or_load` hashes: everything that decides the trained weights."""
-    settings = dict(_FIT_DEFAULTS)
+    settings = fit_defaults()  # passing a default explicitly gives the same hash as leaving it out
     settings.update({k: v for k, v in fit_kwargs.items() if k not in _IGNORED_FIT_KWARGS})
     return {
         "format": FORMAT_VERSION,
@@ -418,4 +430,12 @@ def fit_or_load(
     return history
 
 
-__all__ = ["checkpoint_dir", "config_hash", "fit_or_load", "load_checkpoint", "save_checkpoint", "training_config"]
+__all__ = [
+    "checkpoint_dir",
+    "config_hash",
+    "fit_defaults",
+    "fit_or_load",
+    "load_checkpoint",
+    "save_checkpoint",
+    "training_config",
+]

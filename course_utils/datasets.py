@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import torch
 
-from .config import DataDirError, data_dir, is_fast_mode, is_offline, writable_data_subdir
+from .config import DataDirError, data_dir, is_offline, writable_data_subdir
 from .standins import SHAPES10_CLASSES, make_shapes10, make_street_digits
 
 DIGIT_CLASSES = [str(d) for d in range(10)]
@@ -150,13 +150,6 @@ class ImageData:
             self.is_standin,
             self.notes + ["standardised per channel"],
         )
-
-    def tensor_dataset(self) -> torch.utils.data.TensorDataset:
-        return torch.utils.data.TensorDataset(self.images, self.labels)
-
-    def loader(self, batch_size: int = 128, shuffle: bool = True, **kwargs) -> torch.utils.data.DataLoader:
-        """A classic ``DataLoader`` over the tensors (for the "plain loop" in the course)."""
-        return torch.utils.data.DataLoader(self.tensor_dataset(), batch_size=batch_size, shuffle=shuffle, **kwargs)
 
 
 def _check_args(name: str, split: str, source: str) -> None:
@@ -563,8 +556,3 @@ def train_val_split(data: ImageData, val_fraction: float = 0.1, seed: int = 0) -
             )
         )
     return parts[0], parts[1]
-
-
-def default_limits() -> dict[str, int | None]:
-    """Typical subset sizes: small in fast mode, everything in full mode."""
-    return {"train": 2000, "test": 500} if is_fast_mode() else {"train": None, "test": None}

@@ -1,8 +1,14 @@
-"""Plotting helpers: image grids, training curves, decision regions."""
+"""Plotting and display helpers: image grids, training curves (finished or live), decision regions.
+
+How :func:`~course_utils.training.fit` shows a run in progress is decided here, by one rule
+(:func:`live_display`): tqdm bars and curves redrawn in place only in a Jupyter kernel that a person
+is watching; elsewhere, and in a fast-mode test or CI run, one plain line per epoch.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -87,6 +93,118 @@ def plot_history(history, title: str = "") -> plt.Figure:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (where figures can be redrawn in place)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
+
+
+def quiet_test_run() -> bool:
+    """True in a fast-mode run of the test-suite or CI: ``COURSE_FAST=1`` and either ``CI`` or
+    ``COURSE_RECORD_DIR`` (which the test-suite sets for every run, nbval's kernels included) is set."""
+    from .config import is_fast_mode
+
+    return is_fast_mode() and bool(os.environ.get("CI") or os.environ.get("COURSE_RECORD_DIR"))
+
+
+def live_display() -> bool:
+    """Whether progress bars and live curves are shown: in a Jupyter kernel, except in a quiet test run.
+
+    Under nbval the notebook runs in a real kernel too, so the kernel alone cannot tell that nobody is
+    watching; :func:`quiet_test_run` does, and keeps executed notebooks in CI free of bars and extra figures.
+    """
+    return in_notebook() and not quiet_test_run()
+
+
+class LivePlot:
+    """Loss and accuracy curves that redraw in place in Jupyter (d2l's ``Animator`` idea).
+
+    Draws only where :func:`live_display` allows (a notebook a person watches); elsewhere it does
+    nothing: call :func:`plot_history` afterwards to get the figure.
+    """
+
+    def __init__(self, title: str = "", enabled: bool = True) -> None:
+        self.enabled = enabled and live_display()
+        self._handle = None
+        if self.enabled:
+            self.fig, (self.ax_loss, self.ax_acc) = plt.subplots(1, 2, figsize=(9, 3.2))
+            self.fig.suptitle(title)
+            plt.close(self.fig)  # we display it ourselves, once, and then update in place
+
+    def update(self, history) -> None:
+        """Redraw the curves of a :class:`~course_utils.training.History` (no-op when disabled)."""
+        if not self.enabled:
+            return
+        from IPython.display import display
+
+        draw_history(history, self.ax_loss, self.ax_acc)
+        self.fig.tight_layout()
+        if self._handle is None:
+            self._handle = display(self.fig, display_id=True)
+        else:
+            self._handle.update(self.fig)
+
+
+def epoch_line(history, epochs: int) -> str:
+    """The plain progress line of the latest epoch, e.g.
+    ``epoch 3/10 | train loss 0.4120, acc 87.50% | val loss 0.3981, acc 88.10% | 1.2 s, 5,120 img/s``."""
+    i = history.epochs
+    parts = [f"epoch {i}/{epochs}", f"train loss {history.train_loss[-1]:.4f}, acc {history.train_acc[-1]:.2%}"]
+    if history.val_loss:
+        parts.append(f"val loss {history.val_loss[-1]:.4f}, acc {history.val_acc[-1]:.2%}")
+    parts.append(f"{history.epoch_time[-1]:.1f} s, {history.images_per_s[-1]:,.0f} img/s")
+    return " | ".join(parts)
+
+
+class TrainingProgress:
+    """What :func:`~course_utils.training.fit` shows while it trains.
+
+    ``progress=True``: where :func:`live_display` holds, tqdm.auto bars (epochs, and batches within
+    the epoch); elsewhere one plain :func:`epoch_line` per epoch (no bars, escape sequences or carriage
+    returns: readable in a terminal, a log file or CI). ``progress=False``: nothing.
+    ``live_plot=True``: the curves redrawn in place after every epoch (:class:`LivePlot`, same rule).
+    """
+
+    def __init__(self, epochs: int, *, progress: bool = True, live_plot: bool = True, title: str = "") -> None:
+        self.total = epochs
+        self.lines = progress and not live_display()
+        self.bars = progress and not self.lines
+        self.plot = LivePlot(title, enabled=live_plot)
+        self._epoch_bar = None
+
+    def epochs(self) -> Iterable[int]:
+        """``range(epochs)``, wrapped in a bar when bars are shown."""
+        if not self.bars:
+            return range(self.total)
+        from tqdm.auto import tqdm
+
+        self._epoch_bar = tqdm(range(self.total), desc="epochs", leave=True)
+        return self._epoch_bar
+
+    def batches(self, batches: Iterator, n_batches: int, epoch: int) -> Iterator:
+        """The epoch's batches, wrapped in a bar (removed when the epoch ends) when bars are shown."""
+        if not self.bars:
+            return batches
+        from tqdm.auto import tqdm
+
+        return tqdm(batches, total=n_batches, desc=f"epoch {epoch + 1}", leave=False)
+
+    def update(self, history) -> None:
+        """Report the epoch just finished: the bar's postfix or a printed line, and the live curves."""
+        if self._epoch_bar is not None:
+            postfix = {"loss": f"{history.train_loss[-1]:.4f}"}
+            if history.val_acc:
+                postfix["val_acc"] = f"{history.val_acc[-1]:.3f}"
+            self._epoch_bar.set_postfix(postfix)
+        elif self.lines:
+            print(epoch_line(history, self.total), flush=True)
+        self.plot.update(history)
 
 
 def decision_grid(

@@ -5,16 +5,26 @@ through :func:`record`, which returns it unchanged. When the environment variabl
 ``COURSE_RECORD_DIR`` is set (the test-suite sets it), the value is also appended to
 ``<COURSE_RECORD_DIR>/<notebook-key>.json``; tests under ``tests/`` then assert the values.
 Outside the tests :func:`record` does nothing but return its argument.
+
+The notebook key is this module's own state: :func:`set_notebook` (called by ``setup_notebook`` in a
+notebook's first cell) sets it, :func:`current_notebook` reads it, and :func:`recording_as` sets it for a
+block only. Nothing is handed over through environment variables (only the folder is: the test-suite
+that sets it runs the notebooks in other processes).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+_DEFAULT_NOTEBOOK = "default"
+_notebook = _DEFAULT_NOTEBOOK  # the key later record() calls write under; set_notebook() sets it
 
 
 def _to_jsonable(value: Any) -> Any:
@@ -39,14 +49,14 @@ def _to_jsonable(value: Any) -> Any:
 def record(key: str, value: Any, notebook: str | None = None) -> Any:
     """Return ``value``; if ``COURSE_RECORD_DIR`` is set, also store it under ``key``.
 
-    ``notebook`` defaults to the ``COURSE_NOTEBOOK`` environment variable or ``"default"``;
-    notebooks set it with :func:`set_notebook` in their first cell.
+    ``notebook`` defaults to :func:`current_notebook` (``"default"`` until :func:`set_notebook`, which
+    notebooks call through ``setup_notebook`` in their first cell).
     """
     if not key or not isinstance(key, str):
         raise ValueError("record() needs a non-empty string key, e.g. record('hinge_mean', loss).")
     folder = os.environ.get("COURSE_RECORD_DIR")
     if folder:
-        name = notebook or os.environ.get("COURSE_NOTEBOOK", "default")
+        name = notebook or _notebook
         path = Path(folder) / f"{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         data = json.loads(path.read_text()) if path.exists() else {}
@@ -70,9 +80,30 @@ def record_many(**values: Any) -> None:
 
 def set_notebook(name: str) -> None:
     """Name the file that later :func:`record` calls write to (one per notebook)."""
-    if not name.replace("_", "").replace("-", "").isalnum():
+    global _notebook
+    _notebook = _check_key(name)
+
+
+def current_notebook() -> str:
+    """The key later :func:`record` calls write under (``"default"`` before any :func:`set_notebook`)."""
+    return _notebook
+
+
+@contextmanager
+def recording_as(name: str) -> Iterator[None]:
+    """Record under notebook key ``name`` inside the block, then restore the previous key."""
+    global _notebook
+    previous, _notebook = _notebook, _check_key(name)
+    try:
+        yield
+    finally:
+        _notebook = previous
+
+
+def _check_key(name: str) -> str:
+    if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"Notebook key {name!r} may contain only letters, digits, '-' and '_'.")
-    os.environ["COURSE_NOTEBOOK"] = name
+    return name
 
 
 def load_records(name: str, folder: str | os.PathLike | None = None) -> dict[str, Any]:

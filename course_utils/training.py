@@ -1,4 +1,11 @@
-"""A small, readable training loop: :func:`fit` and :func:`evaluate`.
+"""A small, readable training loop: :func:`fit`, :func:`train_epoch` and :func:`evaluate`.
+
+:func:`fit` is the loop of lecture L09 with the bookkeeping around it::
+
+    for epoch in range(epochs):
+        train_loss, train_acc = train_epoch(...)   # L09's resident loop, one pass over the batches
+        evaluate(model, val)                       # validation, in eval mode without gradients
+        callback(epoch, history)                   # early stopping, time-to-accuracy, ...
 
 Design choices a student can read off the code:
 
@@ -13,15 +20,16 @@ Design choices a student can read off the code:
   in the ordinary NCHW layout (oneDNN's convolution backward crashes on some CPUs, e.g. AVX2-only
   AMD EPYC, when the layouts are channels-last or differ between model and batch).
 * Progress is shown with ``tqdm.auto`` bars and a live loss/accuracy figure that redraws in
-  place in Jupyter; outside Jupyter it prints one plain line per epoch instead (no bars, no escape
-  sequences: readable in a terminal, a log file or CI).
+  place in Jupyter; outside Jupyter (and in a fast-mode test or CI run) it prints one plain line per
+  epoch instead (no bars, no escape sequences: readable in a terminal, a log file or CI). The display
+  code lives in :mod:`course_utils.plotting` (:class:`~course_utils.plotting.TrainingProgress`).
+* Nothing global is left changed: cuDNN's autotuner, switched on for the fast path, is restored.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -29,32 +37,14 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from .augment import memory_format_of, random_crop_flip
 from .device import get_device
+from .plotting import TrainingProgress
+from .timing import Timer
 
 Batch = tuple[torch.Tensor, torch.Tensor]
-
-
-class Timer:
-    """Stopwatch that records laps: ``t = Timer(); ...; t.stop()``; ``t.sum()``, ``t.avg()``."""
-
-    def __init__(self) -> None:
-        self.times: list[float] = []
-        self.start()
-
-    def start(self) -> None:
-        self._t0 = time.perf_counter()
-
-    def stop(self) -> float:
-        self.times.append(time.perf_counter() - self._t0)
-        return self.times[-1]
-
-    def sum(self) -> float:
-        return sum(self.times)
-
-    def avg(self) -> float:
-        return self.sum() / len(self.times) if self.times else 0.0
 
 
 class Accumulator:
@@ -92,6 +82,11 @@ class History:
     def epochs(self) -> int:
         return len(self.train_loss)
 
+    def log(self, **metrics: float) -> None:
+        """Append one epoch's value to each named list: ``history.log(train_loss=0.4, lr=1e-3)``."""
+        for name, value in metrics.items():
+            getattr(self, name).append(value)
+
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()}
 
@@ -107,48 +102,6 @@ class History:
             parts.append(f"val acc {self.val_acc[-1]:.2%} (best {max(self.val_acc):.2%})")
         parts.append(f"{sum(self.epoch_time):.1f} s, {sum(self.images_per_s) / self.epochs:,.0f} img/s")
         return " | ".join(parts)
-
-
-def in_notebook() -> bool:
-    """True inside a Jupyter kernel (where figures can be redrawn in place)."""
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and "IPKernelApp" in getattr(shell, "config", {})
-
-
-class LivePlot:
-    """Loss and accuracy curves that redraw in place in Jupyter (d2l's ``Animator`` idea).
-
-    Outside a notebook it draws nothing; call :func:`~course_utils.plotting.plot_history`
-    afterwards to get the figure.
-    """
-
-    def __init__(self, title: str = "", enabled: bool = True) -> None:
-        self.enabled = enabled and in_notebook()
-        self._handle = None
-        if self.enabled:
-            import matplotlib.pyplot as plt
-
-            self.fig, (self.ax_loss, self.ax_acc) = plt.subplots(1, 2, figsize=(9, 3.2))
-            self.fig.suptitle(title)
-            plt.close(self.fig)  # we display it ourselves, once, and then update in place
-
-    def update(self, history: History) -> None:
-        if not self.enabled:
-            return
-        from IPython.display import display
-
-        from .plotting import draw_history
-
-        draw_history(history, self.ax_loss, self.ax_acc)
-        self.fig.tight_layout()
-        if self._handle is None:
-            self._handle = display(self.fig, display_id=True)
-        else:
-            self._handle.update(self.fig)
 
 
 def _model_memory_format(model: nn.Module) -> torch.memory_format:
@@ -344,17 +297,6 @@ def _loss(loss_fn: Callable, logits: torch.Tensor, y: torch.Tensor) -> torch.Ten
         raise
 
 
-def epoch_line(history: History, epochs: int) -> str:
-    """The plain progress line of the latest epoch, e.g.
-    ``epoch 3/10 | train loss 0.4120, acc 87.50% | val loss 0.3981, acc 88.10% | 1.2 s, 5,120 img/s``."""
-    i = history.epochs
-    parts = [f"epoch {i}/{epochs}", f"train loss {history.train_loss[-1]:.4f}, acc {history.train_acc[-1]:.2%}"]
-    if history.val_loss:
-        parts.append(f"val loss {history.val_loss[-1]:.4f}, acc {history.val_acc[-1]:.2%}")
-    parts.append(f"{history.epoch_time[-1]:.1f} s, {history.images_per_s[-1]:,.0f} img/s")
-    return " | ".join(parts)
-
-
 def _check_divergence(
     train_loss: float, first_loss: float | None, epoch: int, optimizer: torch.optim.Optimizer
 ) -> None:
@@ -371,6 +313,163 @@ def _check_divergence(
             f"Training diverged: the loss rose from {first_loss:.4g} (first batch) to "
             f"{train_loss:.4g} (epoch {epoch + 1}). {hint}"
         )
+
+
+@dataclass
+class TrainingRun:
+    """Everything one :func:`fit` call trains with, decided once before the first epoch."""
+
+    model: nn.Module
+    step_model: Callable[[torch.Tensor], torch.Tensor]  # the model, or torch.compile(model)
+    optimizer: torch.optim.Optimizer
+    loss_fn: Callable
+    device: torch.device
+    batches: Callable[[], Iterator[Batch]]  # a fresh (shuffled) pass over the training data
+    n_batches: int
+    fast: bool = False
+    amp: bool = False
+    memory_format: torch.memory_format = torch.contiguous_format
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None
+    scheduler: Any = None
+    scheduler_step: str = "epoch"
+    labels: torch.Tensor | None = None  # all training labels, for the one-off label checks
+    first_loss: float | None = None  # the very first batch's loss: the reference for "the loss exploded"
+
+    def step_scheduler(self, when: str) -> None:
+        """Step the learning-rate scheduler if it is stepped ``when`` ("batch" or "epoch")."""
+        if self.scheduler is not None and self.scheduler_step == when:
+            self.scheduler.step()
+
+
+def train_step(run: TrainingRun, X: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimisation step on a batch; returns the loss and the logits (nothing is read to the host)."""
+    if run.augment is not None:
+        X = _in_format(run.augment(X), run.memory_format)  # whatever layout a user's function returns
+    with _autocast(run.device, run.amp):
+        logits = run.step_model(X)
+        if run.first_loss is None:  # once per fit: label checks before a device-side assert could fire
+            _check_label_kind(y, run.loss_fn)
+            _check_label_range(logits, run.labels if run.labels is not None else y)
+        loss = _loss(run.loss_fn, logits, y)
+    if run.first_loss is None:
+        run.first_loss = float(loss.detach())
+    run.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    run.optimizer.step()
+    run.step_scheduler("batch")
+    return loss, logits
+
+
+def train_epoch(run: TrainingRun, batches: Iterable[Batch]) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """One pass over ``batches`` (L09's resident loop): the summed loss and number correct, still on the
+    device (read them once per epoch), and the number of examples seen."""
+    run.model.train()
+    total_loss = torch.zeros((), device=run.device)
+    total_correct = torch.zeros((), device=run.device)
+    seen = 0
+    for X, y in batches:
+        loss, logits = train_step(run, X, y)
+        loss_sum, correct = _batch_stats(logits, y, loss)
+        total_loss += loss_sum
+        total_correct += correct
+        seen += len(y)
+    return total_loss, total_correct, seen
+
+
+@contextlib.contextmanager
+def cudnn_autotuning(enabled: bool) -> Iterator[None]:
+    """Let cuDNN pick the fastest convolution algorithm for the shapes it sees (``enabled``), and put
+    ``torch.backends.cudnn.benchmark`` back as it was afterwards, whatever happens."""
+    previous = torch.backends.cudnn.benchmark
+    if enabled:
+        torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = previous
+
+
+def _check_fit_arguments(model: nn.Module, epochs: Any, batch_size: int, scheduler_step: str, optimizer: Any) -> None:
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}.")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}.")
+    if scheduler_step not in ("epoch", "batch"):
+        raise ValueError("scheduler_step must be 'epoch' or 'batch'.")
+    if optimizer is None and not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(
+            "The model has no trainable parameters, so there is nothing to train. Check that its "
+            "layers are created in __init__ (as attributes or inside nn.Sequential/nn.ModuleList)."
+        )
+
+
+def _fast_settings(
+    device: torch.device, fast: bool | None, amp: bool | None, channels_last: bool | None
+) -> tuple[bool, bool, torch.memory_format]:
+    """Resolve ``fast``, ``amp`` and ``channels_last`` for ``device``: (fast, amp, memory format)."""
+    fast = device.type == "cuda" if fast is None else fast
+    amp = fast if amp is None else amp
+    amp = bool(amp) and device.type == "cuda" and torch.cuda.is_bf16_supported()
+    channels_last = (fast and device.type == "cuda") if channels_last is None else bool(channels_last)
+    if channels_last and device.type != "cuda":
+        warnings.warn(
+            f"channels_last=True is ignored on {device.type}: it only pays off on CUDA GPUs, and on some "
+            "CPUs (AVX2 without AVX-512) oneDNN crashes in convolution backward with channels-last "
+            "tensors. Training in the ordinary NCHW layout.",
+            stacklevel=4,  # the caller of fit()
+        )
+        channels_last = False
+    # One layout for the model and every batch it sees (a mixture crashes oneDNN on some CPUs).
+    return fast, amp, torch.channels_last if channels_last else torch.contiguous_format
+
+
+def _prepare(
+    model: nn.Module,
+    train: Any,
+    *,
+    device: torch.device | str | None,
+    fast: bool | None,
+    amp: bool | None,
+    channels_last: bool | None,
+    batch_size: int,
+    seed: int | None,
+    optimizer: torch.optim.Optimizer | None,
+    lr: float,
+    loss_fn: Callable | None,
+    augment: str | Callable | None,
+    compile_model: bool,
+    scheduler: Any,
+    scheduler_step: str,
+) -> TrainingRun:
+    """Device, layouts, optimiser, loss and batches for :func:`fit` (its arguments, resolved once)."""
+    device = get_device(device)  # None: the best available; a name is checked ("gpu" gets a clear message)
+    labels = _labels_of(train)
+    if labels is not None:
+        _check_label_kind(labels, loss_fn)
+    fast, amp, memory_format = _fast_settings(device, fast, amp, channels_last)
+    if fast and isinstance(train, torch.utils.data.DataLoader) and isinstance(train.dataset, TensorDataset):
+        batch_size, train = train.batch_size or batch_size, tuple(train.dataset.tensors)  # batch on the device
+    model.to(device)
+    _set_memory_format(model, memory_format)
+    generator = torch.Generator(device=device).manual_seed(seed) if seed is not None else None
+    batches, _, n_batches = _as_batches(train, batch_size, True, device, generator, memory_format)
+    return TrainingRun(
+        model=model,
+        step_model=torch.compile(model) if compile_model else model,
+        # fused Adam: one kernel for all parameters instead of several per tensor (CUDA only)
+        optimizer=optimizer or torch.optim.Adam(model.parameters(), lr=lr, fused=fast and device.type == "cuda"),
+        loss_fn=loss_fn or nn.CrossEntropyLoss(),
+        device=device,
+        batches=batches,
+        n_batches=n_batches,
+        fast=fast,
+        amp=amp,
+        memory_format=memory_format,
+        augment=_augmenter(augment, generator),
+        scheduler=scheduler,
+        scheduler_step=scheduler_step,
+        labels=labels,
+    )
 
 
 def fit(
@@ -390,7 +489,7 @@ def fit(
     progress: bool = True,
     seed: int | None = 0,
     title: str = "",
-    callbacks: Iterable[Callable[[int, History], None]] = (),
+    callbacks: Iterable[Callable[[int, History], bool | None]] = (),
     fast: bool | None = None,
     augment: str | Callable[[torch.Tensor], torch.Tensor] | None = None,
     amp: bool | None = None,
@@ -406,14 +505,22 @@ def fit(
     loss_fn : default ``nn.CrossEntropyLoss()``.
     scheduler : a learning-rate scheduler, stepped once per epoch (``scheduler_step="epoch"``)
         or once per batch (``"batch"``, e.g. for OneCycleLR).
-    progress : in Jupyter, tqdm bars for epochs and batches; elsewhere one plain line per epoch
-        (:func:`epoch_line`). ``False``: print nothing.
+    progress, live_plot, title : what is shown while training (nothing changes what is computed).
+        ``progress=True`` shows tqdm.auto bars (epochs, and batches within the epoch) in a Jupyter
+        notebook; outside Jupyter (a script, a terminal, a CI log) it prints one plain line per epoch
+        (:func:`~course_utils.plotting.epoch_line`). ``live_plot=True`` redraws the loss and accuracy
+        curves (titled ``title``) in place after every epoch, in Jupyter only. The rule for "in Jupyter"
+        is :func:`~course_utils.plotting.live_display`: a Jupyter kernel, except in a fast-mode test or
+        CI run (``COURSE_FAST=1`` with ``CI`` or the test-suite's ``COURSE_RECORD_DIR`` set), where a
+        notebook executed by nbval gets the plain lines and no live figure, so its output stays clean.
+        ``progress=False`` prints nothing; ``live_plot=False`` draws nothing.
     seed : seeds the shuffling order so that runs are reproducible (``None``: do not seed).
     callbacks : functions ``f(epoch, history)`` called after every epoch; one that returns ``True``
         stops training (early stopping, time-to-accuracy).
     fast : switch on the fast path (default: on for CUDA, off elsewhere). It turns ``amp`` and
-        ``channels_last`` on unless they are given explicitly, and unwraps a ``DataLoader`` over a
-        ``TensorDataset`` so that the data lives on the device.
+        ``channels_last`` on unless they are given explicitly, lets cuDNN pick its fastest convolution
+        algorithms (restored when ``fit`` returns) and unwraps a ``DataLoader`` over a ``TensorDataset``
+        so that the data lives on the device.
     augment : ``"crop_flip"`` (pad 4, random crop, horizontal flip, done on the device for the whole
         batch) or any function ``batch -> batch``; applied to training batches only.
     amp : bf16 autocast (needs a GPU with bf16 support; ignored elsewhere).
@@ -421,120 +528,46 @@ def fit(
         CUDA only: elsewhere the model and all batches are kept NCHW (``True`` there gives a warning).
     compile_model : wrap the model in ``torch.compile`` (first epoch slower, later ones faster).
     """
-    if not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}.")
-    if scheduler_step not in ("epoch", "batch"):
-        raise ValueError("scheduler_step must be 'epoch' or 'batch'.")
-    device = get_device(device)  # None: the best available; a name is checked ("gpu" gets a clear message)
-    if optimizer is None and not any(p.requires_grad for p in model.parameters()):
-        raise ValueError(
-            "The model has no trainable parameters, so there is nothing to train. Check that its "
-            "layers are created in __init__ (as attributes or inside nn.Sequential/nn.ModuleList)."
-        )
-    labels = _labels_of(train)
-    if labels is not None:
-        _check_label_kind(labels, loss_fn)
-    fast = device.type == "cuda" if fast is None else fast
-    amp = fast if amp is None else amp
-    amp = bool(amp) and device.type == "cuda" and torch.cuda.is_bf16_supported()
-    channels_last = (fast and device.type == "cuda") if channels_last is None else bool(channels_last)
-    if channels_last and device.type != "cuda":
-        warnings.warn(
-            f"channels_last=True is ignored on {device.type}: it only pays off on CUDA GPUs, and on some "
-            "CPUs (AVX2 without AVX-512) oneDNN crashes in convolution backward with channels-last "
-            "tensors. Training in the ordinary NCHW layout.",
-            stacklevel=2,
-        )
-        channels_last = False
-    # One layout for the model and every batch it sees (a mixture crashes oneDNN on some CPUs).
-    memory_format = torch.channels_last if channels_last else torch.contiguous_format
-    if fast and device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # pick the fastest conv algorithm for these shapes once
-    if (
-        fast
-        and isinstance(train, torch.utils.data.DataLoader)
-        and isinstance(train.dataset, torch.utils.data.TensorDataset)
-    ):
-        batch_size = train.batch_size or batch_size
-        train = tuple(train.dataset.tensors)
-    model.to(device)
-    _set_memory_format(model, memory_format)
-    step_model = torch.compile(model) if compile_model else model
-    # fused Adam: one kernel for all parameters instead of several per tensor (CUDA only)
-    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr, fused=fast and device.type == "cuda")
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
-    generator = None
-    if seed is not None:
-        generator = torch.Generator(device=device).manual_seed(seed)
-    augment_fn = _augmenter(augment, generator)
-    make_iter, n_train, n_batches = _as_batches(train, batch_size, True, device, generator, memory_format)
-    history = History(device=str(device) + (" (fast path)" if fast else ""))
-    plot = LivePlot(title, enabled=live_plot)
-    # Jupyter: tqdm bars (epochs, and batches within the epoch). Elsewhere (a script, CI log, terminal IPython):
-    # one plain line per epoch, since nested bars turn into escape sequences and carriage returns there.
-    bars = progress and in_notebook()
-    if bars:
-        from tqdm.auto import tqdm
-
-        epoch_bar = tqdm(range(epochs), desc="epochs", leave=True)
-    else:
-        epoch_bar = range(epochs)
-    first_loss: float | None = None  # loss of the very first batch: the reference for "the loss exploded"
-    for epoch in epoch_bar:
-        model.train()
-        timer = Timer()
-        total_loss = torch.zeros((), device=device)
-        total_correct = torch.zeros((), device=device)
-        seen = 0
-        batches = make_iter()
-        if bars:
-            batches = tqdm(batches, total=n_batches, desc=f"epoch {epoch + 1}", leave=False)
-        for X, y in batches:
-            if augment_fn is not None:
-                X = _in_format(augment_fn(X), memory_format)  # whatever layout a user's function returns
-            with _autocast(device, amp):
-                logits = step_model(X)
-                if first_loss is None:  # once per fit: label checks before a device-side assert could fire
-                    _check_label_kind(y, loss_fn)
-                    _check_label_range(logits, labels if labels is not None else y)
-                loss = _loss(loss_fn, logits, y)
-            if first_loss is None:
-                first_loss = float(loss.detach())
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if scheduler is not None and scheduler_step == "batch":
-                scheduler.step()
-            loss_sum, correct = _batch_stats(logits, y, loss)
-            total_loss += loss_sum
-            total_correct += correct
-            seen += len(y)
-        train_loss = float(total_loss) / seen  # the one host sync of the epoch
-        _check_divergence(train_loss, first_loss, epoch, optimizer)
-        elapsed = timer.stop()
-        history.train_loss.append(train_loss)
-        history.train_acc.append(float(total_correct) / seen)
-        history.epoch_time.append(elapsed)
-        history.images_per_s.append(seen / elapsed if elapsed > 0 else float("inf"))
-        history.lr.append(optimizer.param_groups[0]["lr"])
-        if scheduler is not None and scheduler_step == "epoch":
-            scheduler.step()
-        if val is not None:
-            with _autocast(device, amp):
-                metrics = evaluate(model, val, loss_fn, device)
-            history.val_loss.append(metrics["loss"])
-            history.val_acc.append(metrics["acc"])
-        if bars:
-            postfix = {"loss": f"{train_loss:.4f}"}
-            if history.val_acc:
-                postfix["val_acc"] = f"{history.val_acc[-1]:.3f}"
-            epoch_bar.set_postfix(postfix)
-        elif progress:
-            print(epoch_line(history, epochs), flush=True)
-        plot.update(history)
-        stop = [callback(epoch, history) for callback in callbacks]
-        if any(flag is True for flag in stop):
-            break
+    _check_fit_arguments(model, epochs, batch_size, scheduler_step, optimizer)
+    run = _prepare(
+        model,
+        train,
+        device=device,
+        fast=fast,
+        amp=amp,
+        channels_last=channels_last,
+        batch_size=batch_size,
+        seed=seed,
+        optimizer=optimizer,
+        lr=lr,
+        loss_fn=loss_fn,
+        augment=augment,
+        compile_model=compile_model,
+        scheduler=scheduler,
+        scheduler_step=scheduler_step,
+    )
+    history = History(device=str(run.device) + (" (fast path)" if run.fast else ""))
+    shown = TrainingProgress(epochs, progress=progress, live_plot=live_plot, title=title)
+    with cudnn_autotuning(run.fast and run.device.type == "cuda"):
+        for epoch in shown.epochs():
+            timer = Timer()
+            loss_sum, correct, seen = train_epoch(run, shown.batches(run.batches(), run.n_batches, epoch))
+            train_loss = float(loss_sum) / seen  # one of the two host reads of the epoch
+            _check_divergence(train_loss, run.first_loss, epoch, run.optimizer)
+            elapsed = timer.stop()
+            history.log(
+                train_loss=train_loss,
+                train_acc=float(correct) / seen,
+                epoch_time=elapsed,
+                images_per_s=seen / elapsed if elapsed > 0 else float("inf"),
+                lr=run.optimizer.param_groups[0]["lr"],
+            )
+            run.step_scheduler("epoch")
+            if val is not None:
+                with _autocast(run.device, run.amp):
+                    metrics = evaluate(model, val, run.loss_fn, run.device)
+                history.log(val_loss=metrics["loss"], val_acc=metrics["acc"])
+            shown.update(history)
+            if any([callback(epoch, history) is True for callback in callbacks]):  # all run, then any stops
+                break
     return history

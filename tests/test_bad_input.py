@@ -108,7 +108,8 @@ def test_labels_beyond_the_models_outputs():
     with pytest.raises(ValueError, match="model has 5 outputs but the labels go up to 9"):
         cu.fit(_linear(5), data, epochs=1, **QUIET)
     with pytest.raises(ValueError, match="model has 5 outputs but the labels go up to 9"):
-        cu.fit(_linear(5), data.loader(batch_size=64), epochs=1, **QUIET)
+        loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*data), batch_size=64)
+        cu.fit(_linear(5), loader, epochs=1, **QUIET)
     with pytest.raises(ValueError, match="model has 5 outputs but the labels go up to 9"):
         cu.evaluate(_linear(5), data, device="cpu")
 

@@ -10,6 +10,7 @@ from course_utils import History
 from course_utils.checkpoints import (
     checkpoint_dir,
     config_hash,
+    fit_defaults,
     fit_or_load,
     load_checkpoint,
     save_checkpoint,
@@ -94,6 +95,30 @@ def test_display_settings_do_not_change_the_hash():
     assert config_hash(a) == config_hash(b)
     c = training_config(model, data, epochs=3, lr=0.1000001)
     assert config_hash(a) != config_hash(c)
+
+
+def test_defaults_come_from_fits_signature(monkeypatch):
+    """One source of truth: the hashed defaults are fit's own, so an explicit default hashes like none."""
+    import inspect
+
+    from course_utils import checkpoints
+
+    params = inspect.signature(checkpoints.fit).parameters
+    defaults = fit_defaults()
+    assert defaults["lr"] == params["lr"].default and defaults["batch_size"] == params["batch_size"].default
+    assert {"epochs", "val", "progress", "live_plot", "title", "callbacks", "device"}.isdisjoint(defaults)
+    assert {"optimizer", "scheduler_step", "seed", "fast", "augment", "compile_model"} <= set(defaults)
+    data, model = make_data(), make_model()
+    explicit = {name: params[name].default for name in ("lr", "batch_size", "seed", "fast", "augment", "amp")}
+    assert config_hash(training_config(model, data, epochs=2)) == config_hash(
+        training_config(model, data, epochs=2, **explicit)
+    )
+
+    def fit_with_other_defaults(model, train, *, epochs, lr=0.5, batch_size=128, val=None, progress=True):
+        raise AssertionError("not called")
+
+    monkeypatch.setattr(checkpoints, "fit", fit_with_other_defaults)
+    assert fit_defaults() == {"lr": 0.5, "batch_size": 128}  # follows the signature, not a copy of it
 
 
 def test_retrain_forces_training(capsys):

@@ -1,6 +1,7 @@
 """config, device and records: switches, seeding, device choice, the record/load round trip."""
 
 import json
+import os
 import random
 
 import numpy as np
@@ -73,6 +74,20 @@ def test_record_returns_value_and_round_trips(monkeypatch, tmp_path):
     data = cu.load_records("Lxx_demo")
     assert data == {"losses": [2.9, 0.0, 12.9], "count": 7, "nested": {"a": [1.5, 2]}}
     assert json.loads((tmp_path / "Lxx_demo.json").read_text())["count"] == 7
+
+
+def test_the_notebook_key_is_module_state_not_an_environment_variable(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_RECORD_DIR", str(tmp_path))
+    monkeypatch.delenv("COURSE_NOTEBOOK", raising=False)
+    cu.set_notebook("Lxx_outer")
+    assert records.current_notebook() == "Lxx_outer" and "COURSE_NOTEBOOK" not in os.environ
+    with records.recording_as("Lxx_inner"):
+        cu.record("inside", 1)
+    cu.record("outside", 2)
+    assert records.current_notebook() == "Lxx_outer"
+    assert cu.load_records("Lxx_inner") == {"inside": 1} and cu.load_records("Lxx_outer") == {"outside": 2}
+    with pytest.raises(ValueError, match="letters, digits"), records.recording_as("no/slashes"):
+        pass
 
 
 def test_record_without_dir_is_a_no_op(monkeypatch, tmp_path):

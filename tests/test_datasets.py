@@ -62,14 +62,12 @@ def test_limit_and_subset_are_reproducible():
     assert full.subset(10**6) is full
 
 
-def test_unpacking_normalising_and_loaders():
+def test_unpacking_normalising_and_splitting():
     data = cu.load_dataset("digits", "train", verbose=False)
     X, y = data
     assert X is data.images and y is data.labels
     norm = data.normalized()
     assert torch.allclose(norm.images.mean(dim=(0, 2, 3)), torch.zeros(1), atol=1e-5)
-    xb, yb = next(iter(data.loader(batch_size=32)))
-    assert xb.shape == (32, 1, 8, 8) and yb.shape == (32,)
     train, val = cu.train_val_split(data, 0.25)
     assert len(train) + len(val) == len(data) and val.split == "val"
 

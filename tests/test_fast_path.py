@@ -57,8 +57,9 @@ def test_fast_path_matches_plain_loop_within_noise():
     train = cu.load_dataset("digits", "train", source="offline", verbose=False)
     test = cu.load_dataset("digits", "test", source="offline", verbose=False)
     common = dict(epochs=15, lr=1e-2, batch_size=64, device="cpu", live_plot=False, progress=False, val=test)
-    plain = cu.fit(_cnn(), train.loader(batch_size=64), fast=False, **common)
-    fast = cu.fit(_cnn(), train.loader(batch_size=64), fast=True, **common)  # channels-last is CUDA-only
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(*train), batch_size=64, shuffle=True)
+    plain = cu.fit(_cnn(), loader, fast=False, **common)
+    fast = cu.fit(_cnn(), loader, fast=True, **common)  # channels-last is CUDA-only
     assert "fast path" in fast.device and "fast path" not in plain.device
     assert plain.val_acc[-1] > 0.8 and fast.val_acc[-1] > 0.8
     assert abs(plain.val_acc[-1] - fast.val_acc[-1]) < 0.08

@@ -196,3 +196,89 @@ def test_progress_false_prints_nothing(capsys):
     cu.fit(_model(), (X, y), epochs=2, device="cpu", live_plot=False, progress=False)
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err == ""
+
+
+def test_fit_leaves_cudnn_autotuning_as_it_found_it(monkeypatch):
+    """fit's fast path switches cuDNN's autotuner on for its own run only (it used to stay on for good)."""
+    from course_utils.training import cudnn_autotuning
+
+    for before in (False, True):
+        monkeypatch.setattr(torch.backends.cudnn, "benchmark", before)
+        cu.fit(_model(), _blobs(64), epochs=1, device="cpu", fast=True, live_plot=False, progress=False)
+        assert torch.backends.cudnn.benchmark is before
+        with pytest.raises(RuntimeError, match="boom"), cudnn_autotuning(True):
+            assert torch.backends.cudnn.benchmark is True
+            raise RuntimeError("boom")
+        assert torch.backends.cudnn.benchmark is before
+
+
+@pytest.mark.parametrize(
+    "env, kernel, expected",
+    [
+        ({}, False, False),  # a script or terminal: plain lines
+        ({}, True, True),  # a notebook a student runs: bars and live curves
+        ({"COURSE_FAST": "1", "CI": "true"}, True, False),  # nbval in fast-mode CI
+        ({"COURSE_FAST": "1", "COURSE_RECORD_DIR": "/tmp/x"}, True, False),  # nbval under the local test-suite
+        ({"COURSE_FAST": "0", "CI": "true"}, True, True),  # full-mode runs show what a student sees
+    ],
+)
+def test_live_display_rule(monkeypatch, env, kernel, expected):
+    from course_utils import plotting
+
+    for name in ("COURSE_FAST", "CI", "COURSE_RECORD_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(plotting, "in_notebook", lambda: kernel)
+    assert plotting.live_display() is expected
+    shown = plotting.TrainingProgress(3, progress=True, live_plot=False)
+    assert (shown.bars, shown.lines) == (expected, not expected)
+    assert not plotting.TrainingProgress(3, progress=False, live_plot=False).lines
+
+
+def test_a_notebook_under_fast_ci_gets_plain_lines_not_bars(monkeypatch, capsys):
+    from course_utils import plotting
+
+    monkeypatch.setenv("COURSE_FAST", "1")
+    monkeypatch.setenv("CI", "true")
+    monkeypatch.setattr(plotting, "in_notebook", lambda: True)  # as in nbval's kernel
+    cu.fit(_model(), _blobs(64), epochs=2, device="cpu")  # progress and live_plot on, as a lecture may ask
+    captured = capsys.readouterr()
+    assert [line.split(" | ")[0] for line in captured.out.splitlines()] == ["epoch 1/2", "epoch 2/2"]
+    assert captured.err == "" and "\r" not in captured.out
+
+
+def test_a_watched_notebook_gets_tqdm_bars_not_lines(monkeypatch, capsys):
+    from course_utils import plotting
+
+    for name in ("COURSE_FAST", "CI", "COURSE_RECORD_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(plotting, "in_notebook", lambda: True)
+    cu.fit(_model(), _blobs(64), epochs=2, device="cpu", live_plot=False)
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no plain lines: the bars (text bars outside a real kernel) go to stderr
+    assert "epochs: 100%" in captured.err and "2/2" in captured.err
+
+
+def test_train_epoch_is_the_loop_fit_runs():
+    """fit's epoch is train_epoch: the same seed, data and model give the same first-epoch loss."""
+    from course_utils.training import TrainingRun, _as_batches, train_epoch
+
+    X, y = _blobs(96)
+    hist = cu.fit(_model(), (X, y), epochs=1, batch_size=32, lr=0.02, device="cpu", live_plot=False, progress=False)
+    model = _model()
+    generator = torch.Generator().manual_seed(0)
+    batches, _, n_batches = _as_batches((X, y), 32, True, torch.device("cpu"), generator)
+    run = TrainingRun(
+        model=model,
+        step_model=model,
+        optimizer=torch.optim.Adam(model.parameters(), lr=0.02),
+        loss_fn=nn.CrossEntropyLoss(),
+        device=torch.device("cpu"),
+        batches=batches,
+        n_batches=n_batches,
+    )
+    loss_sum, correct, seen = train_epoch(run, run.batches())
+    assert seen == 96 and run.first_loss is not None
+    assert float(loss_sum) / seen == pytest.approx(hist.train_loss[0], rel=1e-6)
+    assert float(correct) / seen == pytest.approx(hist.train_acc[0])

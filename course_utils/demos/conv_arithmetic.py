@@ -440,7 +440,7 @@ def frame_strip(
 
 def benchmark_redraw() -> float:
     """Median milliseconds of one redraw after a slider moves (new parameters, draw, rasterise)."""
-    from ..widgets import render, time_call
+    from ..timing import render, time_call
 
     demo = ConvArithmetic()
     settings = [

@@ -278,7 +278,7 @@ class RandomFeaturesExplorer:
 
 def benchmark_redraw() -> float:
     """Milliseconds for one redraw after a slider moves (recompute both curves, draw)."""
-    from ..widgets import render, time_call
+    from ..timing import render, time_call
 
     explorer = RandomFeaturesExplorer(n=100, seeds=3)
     values = iter(np.linspace(0.0, 1.0, 1000))

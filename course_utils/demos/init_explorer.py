@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
 from matplotlib.transforms import Bbox
 
-from ..widgets import one_thread
+from ..timing import one_thread
 
 __all__ = [
     "ACTIVATIONS",
@@ -493,7 +493,7 @@ def benchmark_redraw() -> float:
     Each timed call changes one control (scheme, activation, depth or width, in turn) at the
     default size (10 layers of 256 units) and redraws.
     """
-    from ..widgets import render, time_call
+    from ..timing import render, time_call
 
     explorer = InitExplorer()
     states = [

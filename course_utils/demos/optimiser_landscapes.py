@@ -740,7 +740,7 @@ def benchmark_redraw(repeats: int = 7) -> float:
     The changes cycle through all four controls (learning rate, steps, optimiser, landscape), with
     every landscape's contours already drawn once, as they are after a student has visited them.
     """
-    from ..widgets import render, time_call
+    from ..timing import render, time_call
 
     explorer = LandscapeExplorer()
     for name in explorer.landscapes:  # show every landscape once (its first visit draws and caches the background)

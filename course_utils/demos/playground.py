@@ -23,8 +23,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import nn
 
-from ..standins import make_toy_2d
-from ..widgets import one_thread
+from ..timing import one_thread
+from ..toy_data import make_toy_2d
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "sigmoid": nn.Sigmoid,
@@ -333,7 +333,7 @@ def benchmark_redraw() -> float:
 
     Successive calls alternate between two settings so that every timed redraw follows a real change.
     """
-    from ..widgets import time_call
+    from ..timing import time_call
 
     pg = Playground(dataset="circles")
     settings = [

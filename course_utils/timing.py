@@ -1,4 +1,9 @@
-"""Small helpers shared by the interactive widgets of the lectures."""
+"""Timing: a lap stopwatch for training epochs, and what the lectures' widgets use to measure and limit redraws.
+
+* :class:`Timer` records laps (``fit`` times every epoch with it).
+* :func:`time_call` and :func:`render` measure what a widget redraw really costs.
+* :func:`one_thread` runs tiny tensor code on one CPU thread, where threads cost more than they save.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,27 @@ from contextlib import contextmanager
 
 import matplotlib.pyplot as plt
 import torch
+
+
+class Timer:
+    """Stopwatch that records laps: ``t = Timer(); ...; t.stop()``; ``t.sum()``, ``t.avg()``."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+        self.start()
+
+    def start(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def stop(self) -> float:
+        self.times.append(time.perf_counter() - self._t0)
+        return self.times[-1]
+
+    def sum(self) -> float:
+        return sum(self.times)
+
+    def avg(self) -> float:
+        return self.sum() / len(self.times) if self.times else 0.0
 
 
 def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1) -> float:
