@@ -2,7 +2,9 @@
 
 * Forces fast, offline mode (unless the caller already chose) so that CI needs no network.
 * Points ``COURSE_RECORD_DIR`` at a fresh folder: notebooks executed by nbval write the
-  numbers they teach there, and ``tests/test_taught_numbers_*.py`` assert them.
+  numbers they teach there, and ``tests/test_LNN_*.py`` / ``tests/test_ANN_*.py`` assert them
+  (through the ``notebook_records`` fixture). In fast mode it also tells ``fit`` that nobody watches
+  (``course_utils.plotting.live_display``): plain epoch lines instead of tqdm bars and live curves.
 * Runs notebooks before ordinary tests (so their records exist) and prints a table of
   notebook execution times at the end.
 """
