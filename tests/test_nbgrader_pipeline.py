@@ -564,8 +564,15 @@ def test_grades_export_to_csv(rounds):
         assert grades[(MATRIX, student)] == pytest.approx(row["score"]), student
 
 
-def test_print_scores_table(rounds, capsys):
+def test_scores_table_lists_every_graded_submission(rounds, capsys):
+    """The report printed at the end of the run has one row per graded submission, with its score."""
     done = [rounds[a].result() for a in ASSIGNMENTS if a in rounds]
+    rows = scores_table(done).splitlines()[1:]
+    expected = [(rnd.assignment, student, row) for rnd in done for student, row in rnd.scores.items()]
+    assert len(rows) == len(expected) > 0
+    for assignment, student, row in expected:
+        score = f"{row['score']:5.1f}/{row['max_score']:<5.1f}".strip()
+        assert any(line.split()[:3] == [assignment, student, score] for line in rows), (assignment, student, rows)
     with capsys.disabled():
         print("\n\nscores of the simulated submissions (tools.grading report)\n" + scores_table(done))
         for rnd in done:
