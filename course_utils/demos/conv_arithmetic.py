@@ -16,14 +16,19 @@ Public helpers::
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.collections import LineCollection
 from matplotlib.patches import Rectangle
+
+# The rules are checked and explained in course_utils.conv_rules; conv_output_size itself is the lecture's own
+# cell (lectures/L02_convolution_arithmetic.ipynb, marked `# @save`, exported to course_utils.taught).
+from ..conv_rules import check_conv_args as _check_conv_args
+from ..conv_rules import check_int as _check_int
+from ..conv_rules import effective_kernel_size, fit_explanation
+from ..conv_rules import expression as _expression
+from ..taught.l02_convolution_arithmetic import conv_output_size
 
 __all__ = [
     "effective_kernel_size",
@@ -44,109 +49,6 @@ _DONE = np.array([0.698, 0.875, 0.541])  # light green: outputs already computed
 _CURRENT = np.array([0.200, 0.627, 0.173])  # dark green: the output being computed
 _TODO = np.array([0.94, 0.94, 0.94])  # grey: outputs still to compute
 _UNVISITED = np.array([0.85, 0.20, 0.20])  # red: cells a rounded-down convolution never reads
-
-
-def _check_int(name: str, value, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise ValueError(
-            f"{name} must be a whole number, got {value!r} ({type(value).__name__}). "
-            f"Sizes, paddings, strides and dilations count grid cells, so pass e.g. {name}={minimum + 1}."
-        )
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}.")
-    return int(value)
-
-
-def _check_conv_args(n, f, p, s, d) -> tuple[int, int, int, int, int]:
-    """Validate the five conv hyper-parameters (sizes >= 1, padding >= 0) and return them as ints."""
-    return (
-        _check_int("n (input size)", n, 1),
-        _check_int("f (filter size)", f, 1),
-        _check_int("p (padding)", p, 0),
-        _check_int("s (stride)", s, 1),
-        _check_int("d (dilation)", d, 1),
-    )
-
-
-def effective_kernel_size(f: int, d: int = 1) -> int:
-    """Span of an ``f``-tap kernel with dilation ``d``: ``d * (f - 1) + 1`` cells (holes included)."""
-    f = _check_int("f (filter size)", f, 1)
-    d = _check_int("d (dilation)", d, 1)
-    return d * (f - 1) + 1
-
-
-def _fmt(x: float) -> str:
-    return f"{x:.0f}" if float(x).is_integer() else f"{x:.2f}"
-
-
-def _expression(n: int, f: int, p: int, s: int, d: int) -> tuple[str, float]:
-    """The output-size formula written out with the numbers filled in, and its value."""
-    k = effective_kernel_size(f, d)
-    value = (n + 2 * p - k) / s + 1
-    return f"({n} + 2*{p} - {k}) / {s} + 1 = {_fmt(value)}", value
-
-
-def fit_explanation(n: int, f: int, p: int = 0, s: int = 1, d: int = 1) -> str | None:
-    """``None`` when the window tiles the padded input exactly, otherwise a sentence saying why not.
-
-    The sentence names the arithmetic that fails and suggests paddings or strides that fit.
-    """
-    n, f, p, s, d = _check_conv_args(n, f, p, s, d)
-    k = effective_kernel_size(f, d)
-    span = f"{f}x{f} window" if d == 1 else f"{f}x{f} window with dilation {d} (it spans {k}x{k} cells)"
-    if k > n + 2 * p:
-        need = math.ceil((k - n) / 2)
-        return (
-            f"The {span} is larger than the padded input ({n} + 2*{p} = {n + 2 * p} cells): "
-            f"there is nowhere to put it. Use padding {need} or more, or a smaller filter."
-        )
-    expr, value = _expression(n, f, p, s, d)
-    if value.is_integer():
-        return None
-    left = (n + 2 * p - k) % s
-    pads = [q for q in range(p + 1, p + s + 1) if (n + 2 * q - k) % s == 0][:1]
-    strides = [t for t in range(1, s) if (n + 2 * p - k) % t == 0]
-    fixes = [f"padding {q}" for q in pads]
-    if strides:
-        fixes.append("stride " + " or ".join(str(t) for t in strides))
-    fixes.append(f"an input of size {n + s - left}")
-    unvisited = "1 row/column" if left == 1 else f"{left} rows/columns"
-    return (
-        f"{expr} is not an integer: the window does not tile the input "
-        f"(stepping by {s} leaves {unvisited} of the padded input unvisited); "
-        + (f"use {fixes[0]}." if len(fixes) == 1 else f"use one of: {'; '.join(fixes)}.")
-    )
-
-
-def conv_output_size(
-    n: int, f: int, p: int = 0, s: int = 1, d: int = 1, ceil_mode: bool = False, *, strict: bool = True
-) -> int:
-    """Output size of a convolution or pooling window along one axis.
-
-    ``floor((n + 2p - d(f-1) - 1) / s) + 1``, i.e. ``(n + 2p - F_eff) / s + 1`` with the
-    effective kernel size ``F_eff = d(f-1) + 1``.
-
-    * ``strict=True`` (default, the textbook rule): the window must tile the padded input
-      exactly; otherwise a :class:`ValueError` explains why and suggests a padding or stride that fits.
-    * ``strict=False``: round down like PyTorch does, silently ignoring the leftover rows/columns.
-    * ``ceil_mode=True``: round up like ``nn.MaxPool2d(..., ceil_mode=True)``; a last, partial window
-      is kept as long as it starts inside the input or the left padding (PyTorch's rule).
-    """
-    n, f, p, s, d = _check_conv_args(n, f, p, s, d)
-    k = effective_kernel_size(f, d)
-    if k > n + 2 * p:
-        raise ValueError(fit_explanation(n, f, p, s, d))
-    if ceil_mode:
-        out = -(-(n + 2 * p - k) // s) + 1
-        if (out - 1) * s >= n + p:  # the last window would start in the right padding: drop it
-            out -= 1
-        return out
-    if strict and (n + 2 * p - k) % s:
-        raise ValueError(
-            fit_explanation(n, f, p, s, d)
-            + " (Pass strict=False to round down as PyTorch does, or ceil_mode=True to round up.)"
-        )
-    return (n + 2 * p - k) // s + 1
 
 
 def conv_transpose_output_size(n: int, f: int, p: int = 0, s: int = 1, d: int = 1, output_padding: int = 0) -> int:

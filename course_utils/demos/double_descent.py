@@ -21,6 +21,9 @@ import numpy as np
 from matplotlib.lines import TICKDOWN, TICKLEFT, Line2D
 from matplotlib.ticker import NullLocator
 
+# the lecture's own solver and features (lectures/L04_double_descent.ipynb, cells marked `# @save`)
+from ..taught.l04_double_descent import min_norm_lstsq, relu_features  # noqa: F401 (re-exported)
+
 
 def _one_blas_thread():
     """Small matrices are fastest on one BLAS thread (and a busy machine makes many threads very slow)."""
@@ -29,49 +32,6 @@ def _one_blas_thread():
     except ImportError:  # pragma: no cover - threadpoolctl ships with scikit-learn
         return contextlib.nullcontext()
     return threadpool_limits(1)
-
-
-def relu_features(X: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """Random ReLU features ``relu(X @ W)`` of inputs ``X`` ``[n, d]`` with a fixed first layer ``W`` ``[d, p]``."""
-    X = np.asarray(X, dtype=float)
-    W = np.asarray(W, dtype=float)
-    if X.ndim != 2 or W.ndim != 2:
-        raise ValueError(f"relu_features needs 2-D arrays X [n, d] and W [d, p]; got shapes {X.shape} and {W.shape}.")
-    if X.shape[1] != W.shape[0]:
-        raise ValueError(
-            f"X has {X.shape[1]} input columns but W has {W.shape[0]} rows; they must match "
-            "(W is [d, p] for inputs with d numbers)."
-        )
-    return np.maximum(X @ W, 0.0)
-
-
-def min_norm_lstsq(F: np.ndarray, y: np.ndarray, rcond: float | None = None) -> np.ndarray:
-    """The minimum-norm least-squares solution ``a`` of ``F a ~= y`` (equal to ``pinv(F) @ y``).
-
-    Computed from the thin SVD ``F = U diag(s) V^T``: ``a = V diag(1/s) U^T y``, keeping only
-    singular values above ``rcond * s.max()`` (default: machine precision times ``max(F.shape)``,
-    the same cut-off as :func:`numpy.linalg.pinv` uses). With fewer columns than rows and full
-    rank this is ordinary least squares; with more columns it is the interpolating solution of
-    smallest Euclidean norm.
-    """
-    F = np.asarray(F, dtype=float)
-    y = np.asarray(y, dtype=float)
-    if F.ndim != 2:
-        raise ValueError(f"F must be a 2-D matrix [n, p]; got shape {F.shape}.")
-    if y.ndim not in (1, 2) or y.shape[0] != F.shape[0]:
-        raise ValueError(f"y must have one row per row of F ({F.shape[0]}); got shape {y.shape}.")
-    if not (np.all(np.isfinite(F)) and np.all(np.isfinite(y))):
-        raise ValueError("F and y must be finite (no NaN or inf); check the inputs.")
-    if rcond is None:
-        rcond = np.finfo(float).eps * max(F.shape)
-    if rcond < 0:
-        raise ValueError(f"rcond must be >= 0, got {rcond}.")
-    U, s, Vt = np.linalg.svd(F, full_matrices=False)
-    if s.size == 0 or s[0] == 0:
-        return np.zeros((F.shape[1],) + y.shape[1:])
-    keep = s > rcond * s[0]
-    coef = (U[:, keep].T @ y) / (s[keep] if y.ndim == 1 else s[keep, None])
-    return Vt[keep].T @ coef
 
 
 def default_widths(n: int) -> np.ndarray:

@@ -7,11 +7,13 @@ Four landscapes show four ways in which optimisation gets hard:
 * the **Rosenbrock** function (a curved, flat-bottomed valley),
 * a **noisy quadratic** (every gradient is corrupted by noise, as with small minibatches).
 
-Six optimisers walk on them: GD, momentum, Nesterov, AdaGrad, RMSProp and Adam. They are small
-numpy classes with a ``step(params, grads)`` method, written to match ``torch.optim`` step for step
-(the tests check that), because a ``torch.optim`` step on two numbers costs far more time than the
+Six optimisers walk on them: GD, momentum, Nesterov, AdaGrad, RMSProp and Adam. They are the lecture's
+own classes (the cells of lectures/L05_optimisers.ipynb marked ``# @save``, exported to
+:mod:`course_utils.taught.l05_optimisers`): each has a ``step(params, grads)`` method that works on numpy
+arrays as well as on tensors and matches ``torch.optim`` step for step (the tests check that). They run
+here on numpy arrays, because a ``torch.optim`` step on two numbers costs far more time than the
 arithmetic itself, and the widget must redraw quickly. Any object with such a ``step`` method can be
-passed to :func:`trajectory`, e.g. the optimisers a student writes in the notebook.
+passed to :func:`trajectory`, and :class:`LandscapeExplorer` takes a student's own classes.
 
 The interactive figure is :class:`LandscapeExplorer`; :func:`benchmark_redraw` times one redraw.
 """
@@ -27,6 +29,8 @@ import numpy as np
 from matplotlib.colors import LogNorm
 from matplotlib.ticker import LogLocator, MaxNLocator, NullLocator
 
+from ..taught.l05_optimisers import GD, AdaGrad, Adam, Momentum, Nesterov, RMSProp
+
 OPTIMISER_NAMES = ("GD", "momentum", "Nesterov", "AdaGrad", "RMSProp", "Adam")
 COLORS = {
     "GD": "#1f77b4",
@@ -40,118 +44,9 @@ DIVERGED_NORM = 1e6  # a trajectory that gets this far from the origin is stoppe
 
 
 # --------------------------------------------------------------------------------------------
-# Optimisers (numpy, matching torch.optim: SGD, SGD(momentum), SGD(nesterov), Adagrad, RMSprop, Adam)
+# Optimisers: the lecture's own classes (lectures/L05_optimisers.ipynb, exported to course_utils.taught)
 # --------------------------------------------------------------------------------------------
-def _check_lr(lr: float) -> float:
-    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"The learning rate must be a positive finite number, got {lr!r}.")
-    return float(lr)
-
-
-class _Optimiser:
-    """Base class: keeps one state array per parameter, created lazily on the first step."""
-
-    def __init__(self, lr: float) -> None:
-        self.lr = _check_lr(lr)
-        self.t = 0  # number of steps taken
-
-    @staticmethod
-    def _zeros(grads: Sequence[np.ndarray]) -> list[np.ndarray]:
-        return [np.zeros_like(g, dtype=float) for g in grads]
-
-    def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
-        if len(params) != len(grads):
-            raise ValueError(f"step() got {len(params)} parameters but {len(grads)} gradients.")
-        self.t += 1
-        for i, (p, g) in enumerate(zip(params, grads)):
-            self._update(i, p, g, grads)
-
-    def _update(self, i: int, p: np.ndarray, g: np.ndarray, grads: Sequence[np.ndarray]) -> None:
-        raise NotImplementedError
-
-
-class GD(_Optimiser):
-    """p <- p - lr g (minibatch SGD when g comes from a minibatch); torch: SGD(lr)."""
-
-    def _update(self, i, p, g, grads):
-        p -= self.lr * g
-
-
-class Momentum(_Optimiser):
-    """v <- beta v + g; p <- p - lr v (PyTorch's form); torch: SGD(lr, momentum=beta)."""
-
-    def __init__(self, lr: float, beta: float = 0.9, nesterov: bool = False) -> None:
-        super().__init__(lr)
-        self.beta, self.nesterov, self.v = beta, nesterov, None
-
-    def _update(self, i, p, g, grads):
-        if self.v is None:
-            self.v = self._zeros(grads)
-        v = self.v[i]
-        v *= self.beta
-        v += g
-        p -= self.lr * (g + self.beta * v if self.nesterov else v)
-
-
-class Nesterov(Momentum):
-    """p <- p - lr (g + beta v) after v <- beta v + g; torch: SGD(lr, momentum=beta, nesterov=True)."""
-
-    def __init__(self, lr: float, beta: float = 0.9) -> None:
-        super().__init__(lr, beta, nesterov=True)
-
-
-class AdaGrad(_Optimiser):
-    """s <- s + g^2; p <- p - lr g / (sqrt(s) + eps); torch: Adagrad(lr, eps=1e-10)."""
-
-    def __init__(self, lr: float, eps: float = 1e-10) -> None:
-        super().__init__(lr)
-        self.eps, self.s = eps, None
-
-    def _update(self, i, p, g, grads):
-        if self.s is None:
-            self.s = self._zeros(grads)
-        self.s[i] += g * g
-        p -= self.lr * g / (np.sqrt(self.s[i]) + self.eps)
-
-
-class RMSProp(_Optimiser):
-    """s <- beta2 s + (1-beta2) g^2; p <- p - lr g / (sqrt(s) + eps); torch: RMSprop(lr, alpha=beta2)."""
-
-    def __init__(self, lr: float, beta2: float = 0.99, eps: float = 1e-8) -> None:
-        super().__init__(lr)
-        self.beta2, self.eps, self.s = beta2, eps, None
-
-    def _update(self, i, p, g, grads):
-        if self.s is None:
-            self.s = self._zeros(grads)
-        s = self.s[i]
-        s *= self.beta2
-        s += (1 - self.beta2) * g * g
-        p -= self.lr * g / (np.sqrt(s) + self.eps)
-
-
-class Adam(_Optimiser):
-    """Adam with bias correction; torch: Adam(lr, betas=(beta1, beta2), eps)."""
-
-    def __init__(self, lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> None:
-        super().__init__(lr)
-        self.beta1, self.beta2, self.eps = beta1, beta2, eps
-        self.m = self.v = None
-
-    def _update(self, i, p, g, grads):
-        if self.m is None:
-            self.m, self.v = self._zeros(grads), self._zeros(grads)
-        m, v = self.m[i], self.v[i]
-        m *= self.beta1
-        m += (1 - self.beta1) * g
-        v *= self.beta2
-        v += (1 - self.beta2) * g * g
-        m_hat = m / (1 - self.beta1**self.t)
-        v_hat = v / (1 - self.beta2**self.t)
-        p -= self.lr * m_hat / (np.sqrt(v_hat) + self.eps)
-
-
-_OPTIMISERS: dict[str, type[_Optimiser]] = {
+OPTIMISERS: dict[str, type] = {
     "GD": GD,
     "momentum": Momentum,
     "Nesterov": Nesterov,
@@ -161,11 +56,22 @@ _OPTIMISERS: dict[str, type[_Optimiser]] = {
 }
 
 
-def make_optimiser(name: str, lr: float) -> _Optimiser:
-    """A fresh numpy optimiser by name (one of :data:`OPTIMISER_NAMES`) with the course's defaults."""
-    if name not in _OPTIMISERS:
-        raise ValueError(f"Unknown optimiser {name!r}; choose one of {', '.join(OPTIMISER_NAMES)}.")
-    return _OPTIMISERS[name](lr)
+def _check_lr(lr: float) -> float:
+    if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"The learning rate must be a positive finite number, got {lr!r}.")
+    return float(lr)
+
+
+def make_optimiser(name: str, lr: float, optimisers: dict[str, type] | None = None):
+    """A fresh optimiser by name (one of :data:`OPTIMISER_NAMES`) with the course's defaults.
+
+    ``optimisers`` maps the names to classes called as ``cls(lr)``; by default :data:`OPTIMISERS`, the
+    lecture's classes. Pass the ones defined in the notebook to watch a student's own code walk.
+    """
+    classes = OPTIMISERS if optimisers is None else optimisers
+    if name not in classes:
+        raise ValueError(f"Unknown optimiser {name!r}; choose one of {', '.join(classes)}.")
+    return classes[name](_check_lr(lr))
 
 
 # --------------------------------------------------------------------------------------------
@@ -518,8 +424,16 @@ class LandscapeExplorer:
         lr: float | None = None,
         steps: int | None = None,
         landscapes: dict[str, Landscape] | None = None,
+        optimisers: dict[str, type] | None = None,
     ):
         self.landscapes = dict(landscapes or LANDSCAPES)
+        # the classes that walk: the lecture's (default) or a student's own, e.g. {"GD": GD, ...} from the notebook
+        self.optimisers = dict(OPTIMISERS if optimisers is None else optimisers)
+        if set(self.optimisers) != set(OPTIMISER_NAMES):
+            raise ValueError(
+                f"optimisers must map exactly the names {', '.join(OPTIMISER_NAMES)} to classes; "
+                f"got {', '.join(map(repr, self.optimisers)) or 'none'}."
+            )
         self.fig, (self.ax_path, self.ax_loss) = plt.subplots(
             1, 2, figsize=(9.5, 3.7), gridspec_kw={"width_ratios": [1.15, 1]}
         )
@@ -640,7 +554,7 @@ class LandscapeExplorer:
             lr=lr if lr is not None else (ls.lrs[optimiser] if optimiser != ALL else None),
             steps=steps,
         )
-        self.runs = {n: trajectory(ls, n, steps, lr=lr) for n in names}
+        self.runs = {n: self._run(ls, n, lr, steps) for n in names}
         self._show_background(landscape)
         self.ax_path.set_xlim(ls.xlim)
         self.ax_path.set_ylim(ls.ylim)
@@ -676,6 +590,12 @@ class LandscapeExplorer:
             title = f"{landscape}: {optimiser}, lr {self.settings['lr']:.3g}, {steps} steps: {result}"
         self.ax_path.set_title(title, fontsize=9)
         return self.runs
+
+    def _run(self, ls: Landscape, name: str, lr: float | None, steps: int) -> Trajectory:
+        """One trajectory of ``self.optimisers[name]`` (the landscape's learning rate for it when ``lr`` is None)."""
+        run = trajectory(ls, make_optimiser(name, ls.lrs[name] if lr is None else lr, self.optimisers), steps)
+        run.label = name
+        return run
 
     def draw(self) -> plt.Figure:
         return self.fig
