@@ -29,6 +29,7 @@ EXPECTED_FIGURES = {
     "L08_cnn_architectures": 2,
     "L09_fast_training_loops": 2,
     "L10_understanding_and_breaking_cnns": 11,
+    "L11_support_vector_machines": 6,
 }
 
 
