@@ -24,7 +24,7 @@ JUPYTER_LAB = $(VENV)/bin/jupyter lab \
 	$(if $(filter 0,$(shell id -u)),--allow-root) \
 	--LabApp.default_url=/lab/tree/$(FIRST_LECTURE)
 
-.PHONY: lab lab-instructor test lint format test-latest setup lab-setup lock release student-dist clean-venv
+.PHONY: lab lab-instructor test lint format test-latest setup lab-setup lock release student-dist clean-venv grade feedback grades
 
 # An environment that already has the instructor install keeps it (and keeps it up to date);
 # otherwise `make lab` installs only what students need.
@@ -46,6 +46,12 @@ format: setup                        ## ruff: fix what can be fixed safely and f
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+.PHONY: site
+# Reuses the notebooks executed by `make test` (test-artifacts/executed/); runs the tests of any lecture without a
+# fresh copy first. Options: SITE_ARGS="--out DIR" or SITE_ARGS="--missing fail". Publishing: .github/workflows/pages.yml
+site: setup                          ## the course website in build/site/ (open build/site/index.html)
+	$(PY) -m book.build $(SITE_ARGS)
+
 setup: $(STAMP)
 
 lab-setup: $(LAB_STAMP)
@@ -64,6 +70,20 @@ $(LAB_STAMP): pyproject.toml .ci/constraints.txt
 
 release: setup                       ## regenerate the student copies in assignments/ from solutions/
 	$(PY) -m tools.release
+
+# Instructors' grading cycle (docs/instructors.md): A=assignment, SUBMISSIONS=folder of downloaded hand-ins,
+# MODE=full (full data and training: a machine with a CUDA GPU only), WORKERS=N, FORCE=1 (grade: regrade unchanged
+# submissions; feedback: even while written answers are open).
+grade: setup                         ## collect, check, repair, autograde (sandbox) and report: make grade A=A1_backprop SUBMISSIONS=dir/
+	@test -n "$(A)" || { echo "Say which assignment: make grade A=A1_backprop [SUBMISSIONS=~/Downloads/a1] [MODE=full]"; exit 2; }
+	$(PY) -m tools.grading grade $(A) $(SUBMISSIONS) $(if $(MODE),--mode $(MODE)) $(if $(WORKERS),--workers $(WORKERS)) $(if $(FORCE),--force)
+
+feedback: setup                      ## feedback HTML per student, once every written answer has a score: make feedback A=A1_backprop [FORCE=1]
+	@test -n "$(A)" || { echo "Say which assignment: make feedback A=A1_backprop [FORCE=1]"; exit 2; }
+	$(PY) -m tools.grading feedback $(A) $(if $(FORCE),--force)
+
+grades: setup                        ## export the grades of every assignment handed in to nbgrader_work/grades.csv
+	$(PY) -m tools.grading grades
 
 student-dist: setup                  ## write the student distribution into DEST (a clone of the student repository)
 	@test -n "$(DEST)" || { echo "Say where: make student-dist DEST=../deep-learning-course [ASSIGNMENTS='A1_backprop A2_convolution']"; exit 2; }

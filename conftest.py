@@ -60,6 +60,16 @@ def pytest_runtest_call(item):
         figures_file(path).write_text(json.dumps({"figures": _notebook_figures[path]}))
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item, nextitem):
+    """Keep each notebook cell's outputs; after its last cell, write the executed notebook to
+    test-artifacts/executed/<path>.ipynb (the website, `make site`, is built from these; book/executed.py)."""
+    if _is_notebook_item(item):
+        from book.executed import record_cell
+
+        record_cell(item, nextitem)
+
+
 def pytest_runtest_logreport(report):
     path = report.nodeid.split("::")[0]
     if path.endswith(".ipynb"):
