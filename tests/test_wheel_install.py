@@ -137,5 +137,7 @@ def test_wheel_installs_without_editable_mode_and_runs_the_demo_lectures(tmp_pat
     assert run.returncode == 0, f"{run.stdout}\n{run.stderr[-6000:]}"
     modules = json.loads(run.stdout.split("MODULES ", 1)[1].splitlines()[0])
     assert {f"course_utils.demos.{m}" for m in DEMO_LECTURES} <= set(modules)
+    assert {"course_utils.timing", "course_utils.toy_data", "course_utils.notebook_setup"} <= set(modules)
+    assert "course_utils.widgets" not in modules  # renamed to timing: a stale copy must not travel
     assert run.stdout.count("RAN ") == len(DEMO_LECTURES), run.stdout
     print(run.stdout)
