@@ -3,9 +3,10 @@
 :func:`fit` is the loop of lecture L09 with the bookkeeping around it::
 
     for epoch in range(epochs):
-        train_loss, train_acc = train_epoch(...)   # L09's resident loop, one pass over the batches
-        evaluate(model, val)                       # validation, in eval mode without gradients
-        callback(epoch, history)                   # early stopping, time-to-accuracy, ...
+        loss_sum, correct, seen = train_epoch(run, batches)  # L09's resident_epoch: one pass, sums on the device
+        history.log(train_loss=float(loss_sum) / seen, ...)  # the epoch's host reads
+        evaluate(model, val)                                 # validation, in eval mode without gradients
+        callback(epoch, history)                             # early stopping, time-to-accuracy, ...
 
 Design choices a student can read off the code:
 
@@ -361,8 +362,8 @@ def train_step(run: TrainingRun, X: torch.Tensor, y: torch.Tensor) -> tuple[torc
 
 
 def train_epoch(run: TrainingRun, batches: Iterable[Batch]) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """One pass over ``batches`` (L09's resident loop): the summed loss and number correct, still on the
-    device (read them once per epoch), and the number of examples seen."""
+    """One pass over ``batches``, as L09's ``resident_epoch``: the summed loss and number correct, still on
+    the device (read them once per epoch), and the number of examples seen."""
     run.model.train()
     total_loss = torch.zeros((), device=run.device)
     total_correct = torch.zeros((), device=run.device)
