@@ -101,6 +101,19 @@ def test_soft_margin_trend(rec):
     assert all(soft[c]["misclassified"] >= 1 for c in Cs)  # overlapping clouds: unavoidable errors
 
 
+def test_soft_margin_table_matches_a_fresh_fit(rec):
+    rng = np.random.default_rng(1)
+    X = np.vstack([rng.normal([1, 1], 1.0, size=(50, 2)), rng.normal([-1, -1], 1.0, size=(50, 2))])
+    y = np.r_[np.ones(50), -np.ones(50)]
+    for c, row in rec["soft_margin"].items():
+        clf = SVC(kernel="linear", C=float(c)).fit(X, y)
+        slack = np.maximum(0, 1 - y * clf.decision_function(X))
+        assert row["margin"] == pytest.approx(2 / np.linalg.norm(clf.coef_[0]), rel=1e-6)
+        assert row["support_vectors"] == len(clf.support_)
+        assert row["total_slack"] == pytest.approx(slack.sum(), rel=1e-6)
+        assert row["misclassified"] == int((slack > 1).sum()) == int((clf.predict(X) != y).sum())
+
+
 def test_lambda_of_L00(rec):
     assert rec["lambda_of_L00_linearsvc"] == pytest.approx(1 / (2 * 0.1 * 1438))
 
