@@ -41,7 +41,7 @@ def test_the_sandbox_sees_only_what_grading_needs(mode):
 import os
 print("UID", os.getuid(), "CWD", os.getcwd())
 print("ROOT", sorted(os.listdir("/")))
-for path in ["{ROOT}/solutions", "{ROOT}/.git", "{ROOT}/tools/grading.py", "/root/.bash_history", "/work/notes"]:
+for path in ["{ROOT}/solutions", "{ROOT}/.git", "{ROOT}/tools/grading/__init__.py", "/root/.bash_history", "/work/notes"]:
     print("SEES" if os.path.exists(path) else "hidden", path)
 print("NET", sorted(line.split(":")[0].strip() for line in open("/proc/net/dev").readlines()[2:]))
 print("PIDS", sorted(int(p) for p in os.listdir("/proc") if p.isdigit()))

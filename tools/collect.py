@@ -201,6 +201,30 @@ def choose(cands: list[Candidate]) -> tuple[Candidate | None, str]:
     return None, "same modification time, different contents, nothing recorded says which is newer"
 
 
+REPAIRED_FILE = "repaired.json"  # in the work folder: what `repair` rewrote, so that collecting again is no conflict
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def record_repair(work: Path, key: str, original: str, repaired: Path) -> None:
+    """Remember that ``submitted/<key>`` (student/assignment/notebook.ipynb) is the repair of a notebook whose
+    sha256 is ``original``: collecting that same hand-in again is then UNCHANGED, not a conflict."""
+    path = work / REPAIRED_FILE
+    known = json.loads(path.read_text()) if path.exists() else {}
+    known[key] = {"original": known.get(key, {}).get("original", original), "repaired": _digest(repaired)}
+    work.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(known, indent=1, sort_keys=True))
+
+
+def repaired_from(work: Path, key: str, dest: Path) -> str | None:
+    """sha256 of the hand-in that ``dest`` was repaired from, if ``dest`` is still exactly that repair."""
+    path = work / REPAIRED_FILE
+    entry = (json.loads(path.read_text()) if path.exists() else {}).get(key)
+    return entry["original"] if entry and dest.exists() and _digest(dest) == entry["repaired"] else None
+
+
 def collect(
     assignment: str, releases: list[str], downloads: Path, submitted: Path, work: Path, force: bool = False
 ) -> CollectResult:
@@ -235,8 +259,11 @@ def collect(
                 True,
             )
         if dest.exists():
-            if hashlib.sha256(dest.read_bytes()).hexdigest() == best.digest:
+            if _digest(dest) == best.digest:
                 result.say(f"UNCHANGED  {label}: already collected from {best.describe(downloads)}")
+                continue
+            if repaired_from(work, f"{student}/{assignment}/{notebook}.ipynb", dest) == best.digest:
+                result.say(f"UNCHANGED  {label}: already collected (and repaired) from {best.describe(downloads)}")
                 continue
             older = dest.stat().st_mtime > best.mtime + MTIME_TOLERANCE_S
             if not force:

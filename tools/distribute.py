@@ -67,7 +67,7 @@ FORBIDDEN = (
     "autograded",
     "feedback",
     "nbgrader_work",
-    "tools/grading.py",
+    "tools/grading",
     "tools/release.py",
     "tools/markers.py",
     "tools/autograde",
@@ -76,7 +76,7 @@ FORBIDDEN = (
     "tools/distribute.py",
 )
 # Makefile targets that need the instructor repository (solutions/, nbgrader, the test suite's tools).
-INSTRUCTOR_TARGETS = ("release", "lock", "test-latest", "lab-instructor", "student-dist")
+INSTRUCTOR_TARGETS = ("release", "lock", "test-latest", "lab-instructor", "student-dist", "grade", "feedback", "grades")
 INSTRUCTOR_HEADINGS = re.compile(r"instructor|contributor|grading", re.IGNORECASE)
 INSTRUCTOR_TEXT = re.compile(
     r"solutions/|docs/instructors|tools\.(release|notebooks|grading|distribute)|"

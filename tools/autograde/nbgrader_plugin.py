@@ -106,7 +106,14 @@ class SandboxedExecute(Execute):
         "", help="path of the released notebook, with {assignment} and {notebook}: where missing locked cells go back"
     ).tag(config=True)
     sandbox_env = List(
-        Unicode(), help="NAME=VALUE pairs for the sandboxed process (COURSE_FAST/OFFLINE=1 are set)"
+        Unicode(),
+        help="NAME=VALUE pairs for the sandboxed process (COURSE_FAST=1 and COURSE_OFFLINE=1 unless given here)",
+    ).tag(config=True)
+    devices = List(Unicode(), help="device nodes the sandbox may use, e.g. /dev/nvidia0 (full-mode grading)").tag(
+        config=True
+    )
+    refuse = Unicode(
+        "", help="when set, grade nothing and fail each notebook with this message (full mode without a GPU)"
     ).tag(config=True)
 
     def limits(self) -> Limits:
@@ -118,9 +125,12 @@ class SandboxedExecute(Execute):
             max_image_bytes=self.max_image_bytes,
             cell_timeout=float(self.timeout or 120),
             wall_timeout=self.wall_timeout,
+            devices=tuple(self.devices),
         )
 
     def preprocess(self, nb, resources):
+        if self.refuse:
+            raise RuntimeError(self.refuse)
         info = resources["nbgrader"]
         notebook_id, assignment_id, student = info["notebook"], info["assignment"], info["student"]
         with Gradebook(info["db_url"]) as gb:
@@ -131,8 +141,9 @@ class SandboxedExecute(Execute):
                 if path.exists():
                     release = nbformat.read(path, as_version=4)
             cells, test_ids = build_plan(nb, gradebook_nb, release)
-        env = dict(item.split("=", 1) for item in self.sandbox_env if "=" in item)
-        env.update({"COURSE_FAST": "1", "COURSE_OFFLINE": "1"})
+        # fast and offline unless the configuration says otherwise (nbgrader_config.py: full mode, on a GPU only)
+        env = {"COURSE_FAST": "1", "COURSE_OFFLINE": "1"}
+        env.update(dict(item.split("=", 1) for item in self.sandbox_env if "=" in item))
         result = grade_cells(
             cells,
             self.limits(),

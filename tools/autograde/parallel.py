@@ -431,7 +431,8 @@ def grader_version(root: Path) -> str:
     import nbgrader
 
     h = hashlib.sha256(f"nbgrader {nbgrader.__version__}\n".encode())
-    for path in GRADER_FILES + [root / "nbgrader_config.py", PACKAGE_ROOT / "tools" / "grading.py"]:
+    grading = sorted((PACKAGE_ROOT / "tools" / "grading").glob("*.py"))
+    for path in GRADER_FILES + [root / "nbgrader_config.py", *grading]:
         if path.exists():
             h.update(path.name.encode() + b"\0" + path.read_bytes())
     return h.hexdigest()
@@ -447,6 +448,7 @@ def assignment_fingerprint(root: Path, db_url: str, assignment: str, bundle: Bun
     from nbgrader.api import Gradebook
 
     h = hashlib.sha256(grader_version(root).encode())
+    h.update(bundle.config)  # the configuration graded with (e.g. the grading mode a caller put into it)
     _hash_tree(h, bundle.release)
     _hash_tree(h, bundle.source_files)
     with Gradebook(db_url) as gb:
@@ -816,7 +818,7 @@ def cpu_count() -> int:
 
 
 def add_arguments(p) -> None:
-    """The options of ``python -m tools.grading autograde`` (called by tools/grading.py)."""
+    """The options of ``python -m tools.grading autograde`` (called by tools/grading/cli.py)."""
     p.add_argument("assignment")
     p.add_argument(
         "--workers",

@@ -60,6 +60,7 @@ class Limits:
     max_restarts: int = 6  # fresh sandboxes after crashes before the rest scores 0
     grace_s: float = 20.0  # after cell_timeout, before a cell that ignores the interrupt is killed
     startup_s: float = 240.0  # harness start and library imports (torch) on a busy machine
+    devices: tuple[str, ...] = ()  # device nodes bound into the sandbox's /dev (full-mode grading: /dev/nvidia*)
 
     def rlimits(self) -> dict[str, int]:
         return {
@@ -159,6 +160,9 @@ def _init_script(
     lines += ['mkdir -p "$R/dev" "$R/proc" "$R/tmp" "$R/dev/shm" "$R"' + q(INSIDE_SUBMISSION) + ' "$R/grader"']
     for dev in ("null", "zero", "full", "random", "urandom"):
         lines += [f'touch "$R/dev/{dev}"', f'mount --bind /dev/{dev} "$R/dev/{dev}"']
+    for dev in limits.devices:  # only what the configuration names (a GPU for full-mode grading)
+        if dev.startswith("/dev/") and "/" not in dev[5:] and os.path.exists(dev) and not os.path.isdir(dev):
+            lines += [f'touch "$R"{q(dev)}', f'mount --bind {q(dev)} "$R"{q(dev)}']
     lines += [
         f'mount -t tmpfs -o mode=1777,size={limits.tmp_bytes},nosuid,nodev tmpfs "$R/tmp"',
         f'mount -t tmpfs -o mode=1777,size={limits.tmp_bytes},nosuid,nodev tmpfs "$R/dev/shm"',
