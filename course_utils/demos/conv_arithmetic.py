@@ -248,7 +248,8 @@ class ConvArithmetic:
         import html
 
         import ipywidgets as w
-        from IPython.display import clear_output, display
+
+        from ..figure_image import FigureImage
 
         style = {"description_width": "70px"}
         p = self.params
@@ -264,8 +265,12 @@ class ConvArithmetic:
         )
         play = w.Play(value=position.value, min=0, max=position.max, interval=600, description="slide the window")
         w.jslink((play, "value"), (position, "value"))
-        out = w.Output()
         caption = w.HTML()
+        # The picture has no title (the caption above is HTML): let the axes fill the figure.
+        self.fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=0.99)
+        self.draw(text=False)
+        view = FigureImage(self.fig)
+        resetting = {"on": False}  # True while on_params moves the position slider itself
 
         def show() -> None:
             head, detail = self.caption()
@@ -274,20 +279,22 @@ class ConvArithmetic:
                 f"<div style='font-family:sans-serif'><b>{html.escape(head)}</b><br>"
                 f"<span style='color:{colour}'>{html.escape(detail)}</span></div>"
             )
-            with out:
-                clear_output(wait=True)
-                display(self.draw(text=False))
+            view.update(self.draw(text=False))
 
         def on_params(_=None) -> None:
             self.set(**{k: s.value for k, s in sliders.items()}, position=0)
             last = max(self.positions - 1, 0)
-            position.max = play.max = last
-            position.value = play.value = 0
-            position.disabled = play.disabled = self.out is None
+            resetting["on"] = True  # moving the position back to 0 must not draw a second picture
+            try:
+                position.max = play.max = last
+                position.value = play.value = 0
+                position.disabled = play.disabled = self.out is None
+            finally:
+                resetting["on"] = False
             show()
 
         def on_position(change) -> None:
-            if self.out is not None:
+            if self.out is not None and not resetting["on"]:
                 self.set(position=change["new"])
                 show()
 
@@ -295,13 +302,15 @@ class ConvArithmetic:
             s.observe(on_params, names="value")
         position.observe(on_position, names="value")
         show()
-        return w.VBox(
+        box = w.VBox(
             [
                 w.HBox([w.VBox(list(sliders.values())[:3]), w.VBox(list(sliders.values())[3:] + [position, play])]),
                 caption,
-                out,
+                view.widget,
             ]
         )
+        box.figure_view = view  # tests count its updates (one picture per slider move)
+        return box
 
 
 def _wrap(text: str, width: int) -> str:

@@ -215,7 +215,8 @@ class RandomFeaturesExplorer:
     def widget(self):
         """Sliders for label noise and log10 of the ridge strength, and the figure."""
         import ipywidgets as w
-        from IPython.display import clear_output, display
+
+        from ..figure_image import FigureImage
 
         noise = w.FloatSlider(
             value=0.5, min=0.0, max=1.0, step=0.05, description="label noise", continuous_update=False
@@ -223,17 +224,14 @@ class RandomFeaturesExplorer:
         lam = w.FloatSlider(
             value=-8.0, min=-8.0, max=2.0, step=0.25, description="log10 lambda", continuous_update=False
         )
-        out = w.Output()
+        view = FigureImage(self.draw(noise.value, lam.value))  # one rasterisation and a fast PNG per redraw
 
         def show(_=None) -> None:
-            with out:
-                clear_output(wait=True)
-                display(self.draw(noise.value, lam.value))
+            view.update(self.draw(noise.value, lam.value))
 
         noise.observe(show, names="value")
         lam.observe(show, names="value")
-        show()
-        return w.VBox([w.HBox([noise, lam]), out])
+        return w.VBox([w.HBox([noise, lam]), view.widget])
 
 
 def benchmark_redraw() -> float:

@@ -15,7 +15,6 @@ scheme and the one with a random bias, as in ``nn.Linear``.)
 
 from __future__ import annotations
 
-import io
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -446,7 +445,8 @@ class InitExplorer:
     def widget(self):
         """ipywidgets controls (depth, width, shape, activation, init scheme) and the live figure."""
         import ipywidgets as w
-        from IPython.display import Image, clear_output, display
+
+        from ..figure_image import FigureImage
 
         style = {"description_width": "80px"}
         p = self.params
@@ -465,16 +465,11 @@ class InitExplorer:
                 layout=w.Layout(width="360px"),
             ),
         }
-        out = w.Output()
+        # This figure lives outside pyplot: FigureImage renders it on its own canvas, once, as a fast PNG.
+        view = FigureImage(self.draw())
 
         def show() -> None:
-            # Send a PNG ourselves: this figure lives outside pyplot, so it must not rely on the
-            # inline backend having been set up by an earlier plt call.
-            buffer = io.BytesIO()
-            self.draw().savefig(buffer, format="png")
-            with out:
-                clear_output(wait=True)
-                display(Image(data=buffer.getvalue(), format="png"))
+            view.update(self.draw())
 
         def on_change(_=None) -> None:
             self.update(**{k: c.value for k, c in controls.items()})
@@ -484,7 +479,7 @@ class InitExplorer:
             c.observe(on_change, names="value")
         show()
         items = list(controls.values())
-        return w.VBox([w.HBox([w.VBox(items[:3]), w.VBox(items[3:])]), out])
+        return w.VBox([w.HBox([w.VBox(items[:3]), w.VBox(items[3:])]), view.widget])
 
 
 def benchmark_redraw() -> float:

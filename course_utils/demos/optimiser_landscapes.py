@@ -46,14 +46,7 @@ DIVERGED_NORM = 1e6  # a trajectory that gets this far from the origin is stoppe
 # --------------------------------------------------------------------------------------------
 # Optimisers: the lecture's own classes (lectures/L05_optimisers.ipynb, exported to course_utils.taught)
 # --------------------------------------------------------------------------------------------
-OPTIMISERS: dict[str, type] = {
-    "GD": GD,
-    "momentum": Momentum,
-    "Nesterov": Nesterov,
-    "AdaGrad": AdaGrad,
-    "RMSProp": RMSProp,
-    "Adam": Adam,
-}
+OPTIMISERS: dict[str, type] = dict(zip(OPTIMISER_NAMES, (GD, Momentum, Nesterov, AdaGrad, RMSProp, Adam)))
 
 
 def _check_lr(lr: float) -> float:
@@ -603,7 +596,8 @@ class LandscapeExplorer:
     def widget(self):
         """ipywidgets controls plus the figure; changing the landscape or optimiser resets lr and steps."""
         import ipywidgets as w
-        from IPython.display import clear_output, display
+
+        from ..figure_image import FigureImage
 
         style = {"description_width": "80px"}
         s = self.settings
@@ -622,17 +616,21 @@ class LandscapeExplorer:
             style=style,
         )
         c_steps = w.IntSlider(value=s["steps"], min=1, max=1000, description="steps", style=style)
-        out = w.Output()
+        view = FigureImage(self.fig)  # one rasterisation and a fast PNG per redraw (see course_utils.figure_image)
         busy = {"flag": False}
+        drawn = {"key": None}
 
         def show() -> None:
-            with out:
-                clear_output(wait=True)
-                display(self.fig)
+            view.update()
 
         def redraw(_=None) -> None:
-            if busy["flag"]:
+            # The log slider snaps a value set from Python (a landscape's default lr) to its grid and sends the
+            # snapped value back: the same notch is no new setting to draw.
+            notch = round((math.log10(c_lr.value) - c_lr.min) / c_lr.step)
+            key = (c_land.value, c_opt.value, None if c_opt.value == ALL else notch, c_steps.value)
+            if busy["flag"] or key == drawn["key"]:
                 return
+            drawn["key"] = key
             c_lr.disabled = c_opt.value == ALL
             self.update(c_land.value, c_opt.value, None if c_opt.value == ALL else c_lr.value, c_steps.value)
             show()
@@ -651,7 +649,7 @@ class LandscapeExplorer:
         c_lr.observe(redraw, names="value")
         c_steps.observe(redraw, names="value")
         redraw()
-        return w.VBox([w.HBox([w.VBox([c_land, c_opt]), w.VBox([c_lr, c_steps])]), out])
+        return w.VBox([w.HBox([w.VBox([c_land, c_opt]), w.VBox([c_lr, c_steps])]), view.widget])
 
 
 def benchmark_redraw(repeats: int = 7) -> float:

@@ -13,8 +13,11 @@ changes (the loss axis needs new limits, or the data needs a different view).
 
 from __future__ import annotations
 
+import asyncio
+import importlib
 import io
 import math
+import threading
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -303,29 +306,58 @@ class Playground:
         }
         train_button = w.Button(description=f"Train {steps_per_frame * frames} steps", button_style="primary")
         image = w.Image(value=self.to_png(), format="png")
+        generation = {"n": 0}  # a control change stops a running animation (its model is gone)
+        running: set = set()  # the animation task, kept referenced while it runs
 
         def show() -> None:
             image.value = self.to_png()
 
         def on_change(_=None) -> None:
+            generation["n"] += 1
             self.reset(**{k: c.value for k, c in controls.items()})
             show()
+
+        async def animate(started: int) -> None:
+            try:
+                for _ in range(frames):
+                    if generation["n"] != started:
+                        break
+                    self.train(steps_per_frame)
+                    show()
+                    await asyncio.sleep(0)  # the kernel is free between frames: sliders answer during training
+            finally:
+                train_button.disabled = False
 
         def on_train(_=None) -> None:
             train_button.disabled = True
             try:
-                for _ in range(frames):
-                    self.train(steps_per_frame)
-                    show()
-            finally:
-                train_button.disabled = False
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no event loop (a script or a test): animate right here
+                loop = None
+            task = animate(generation["n"])
+            if loop is None:
+                asyncio.run(task)
+            else:
+                running.add(future := loop.create_task(task))
+                future.add_done_callback(running.discard)
 
+        # The first choice of "circles" or "moons" imports scikit-learn (seconds on a busy machine):
+        # import it now, in the background, while the student reads.
+        threading.Thread(target=_import_quietly, args=("sklearn.datasets",), daemon=True).start()
         for c in controls.values():
             c.observe(on_change, names="value")
         train_button.on_click(on_train)
         return w.VBox(
             [w.HBox([w.VBox(list(controls.values())[:3]), w.VBox(list(controls.values())[3:] + [train_button])]), image]
         )
+
+
+def _import_quietly(module: str) -> None:
+    """Import ``module`` to warm it up; a missing optional package only means no warm-up."""
+    try:
+        importlib.import_module(module)
+    except Exception:  # noqa: BLE001 - a warm-up must never break the widget
+        pass
 
 
 def benchmark_redraw() -> float:
