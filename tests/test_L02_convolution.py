@@ -48,6 +48,14 @@ def test_weight_sharing_toeplitz(r):
     assert r["transpose_matrix_matches"] is True
 
 
+def test_shift_equivariance(r):
+    """Convolution commutes with shifts; a dense layer does not; 2x2 pooling only with even shifts."""
+    assert r["shift_equivariance_conv_gap"] < 1e-5
+    assert r["shift_equivariance_dense_gap"] > 0.1
+    pool_odd, pool_even = r["shift_equivariance_pool_gaps"]
+    assert pool_odd > 0.1 and pool_even < 1e-6
+
+
 def test_output_size_cases(r):
     assert r["output_sizes"] == {
         "N=7,F=3,P=0,S=1": 5,
@@ -77,6 +85,8 @@ def test_parameter_counts(r):
     assert r["conv_output_shape_hwc"] == [32, 32, 10]
     assert r["params_per_filter"] == 76
     assert r["params_total"] == 760
+    # 200x200 image, one hidden unit per pixel: fully connected, locally connected (10x10), 100 shared 10x10 filters
+    assert r["weights_200x200_fc_local_conv"] == [200**4, 200**2 * 100, 100 * 100] == [1_600_000_000, 4_000_000, 10_000]
     assert r["params_1x1"] == 96 * 192 + 96 == 18528
     assert r["conv1x1_vs_linear_max_error"] < 1e-4
 
@@ -112,6 +122,22 @@ def test_classic_filters(r):
     for name in ("identity", "sharpen", "box blur", "Gaussian blur"):
         assert r["filter_mean_brightness"][name] == pytest.approx(mean, abs=2e-3)
     assert abs(r["filter_mean_brightness"]["edge detection"]) < 2e-3
+
+
+def test_sharpen_is_identity_minus_laplacian(r):
+    """Issue 12: sharpen = identity - 4-neighbour Laplacian exactly; not identity + c * the 8-neighbour edge kernel."""
+    c_edge, norm_edge, max_edge = r["sharpen_decompositions"]["edge detection (8-neighbour)"]
+    assert c_edge == pytest.approx(0.5)
+    assert norm_edge == pytest.approx(2**0.5, abs=1e-6) and max_edge == pytest.approx(0.5)
+    c_lap, norm_lap, max_lap = r["sharpen_decompositions"]["4-neighbour Laplacian"]
+    assert c_lap == pytest.approx(-1.0) and norm_lap == pytest.approx(0.0, abs=1e-7)
+    responses = r["edge_kernel_responses"]
+    diagonal = responses["diagonal [[1,0,-1],[0,0,0],[-1,0,1]]"]
+    assert diagonal["vertical"] == diagonal["horizontal"] == 0 and diagonal["diagonal"] > 0
+    for name in ("8-neighbour (edge detection)", "4-neighbour Laplacian"):
+        row = responses[name]
+        assert row["vertical"] > 0 and row["horizontal"] > 0 and row["dot"] == max(row.values())
+    assert responses["8-neighbour (edge detection)"]["dot"] == 8 and responses["4-neighbour Laplacian"]["dot"] == 4
 
 
 def test_lenet(r):

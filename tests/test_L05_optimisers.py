@@ -449,6 +449,72 @@ def test_records_schedules(r):
     floor = r["noisy_quadratic_final_gap"]
     assert floor["0.1 / (1 + t/20)"] < floor["constant 0.1"] / 3
     assert floor["0.1 x 0.99^t"] < floor["constant 0.1"] / 3
+    # the slide's LambdaLR(lambda ep: 1e-2 / ep) divides by zero at epoch 0; 1 / (ep + 1) starts at lr0
+    assert r["slide_lambdalr_error"].startswith("ZeroDivisionError")
+    assert r["inverse_epoch_fixed_first_lrs"] == pytest.approx([lr0, lr0 / 2, lr0 / 3, lr0 / 4])
+
+
+# ----------------------------------------------------------------------------------------------
+# Section 0: optimisation background
+# ----------------------------------------------------------------------------------------------
+def test_records_background_double_well(r):
+    """f = w^4 - 3 w^2 + w: two minima; gradient descent ends in the one on its side of the hill."""
+    roots = np.sort(np.roots([4, 0, -6, 1]).real)
+    assert r["well_minima"] == pytest.approx([roots[0], roots[2]])
+    assert r["well_hill"] == pytest.approx(roots[1])
+    assert r["well_minima"] == pytest.approx([-1.301, 1.131], abs=1e-3)
+    deep, shallow = r["well_minimum_values"]
+    assert deep < shallow < 0
+    n_global, n_local = r["well_ends_global_local"]
+    assert n_global > 0 and n_local > 0 and n_global + n_local == 45
+    assert r["well_end_decided_by_side"] is True
+
+
+def test_records_background_convexity(r):
+    chord, eig = r["convexity_chord_gap"], r["convexity_min_hessian_eigenvalue"]
+    for convex in ("ill-conditioned quadratic", "log-sum-exp log(e^x + e^y)", "|x| + |y|"):
+        assert chord[convex] <= 1e-12
+    for nonconvex in ("Rosenbrock", "saddle point", "tiny network w2 tanh(w1 x)"):
+        assert chord[nonconvex] > 0.1
+    assert eig["ill-conditioned quadratic"] == pytest.approx(1.0, abs=1e-4)
+    assert eig["Rosenbrock"] < 0 and eig["saddle point"] == pytest.approx(-1.0, abs=1e-4)
+    assert r["convex_set_midpoints_outside"]["disc"] == 0
+    assert r["convex_set_midpoints_outside"]["ring"] > 0.1
+
+
+def test_records_background_descent_directions(r):
+    agree, tested = r["descent_sign_agreement"]
+    assert tested > 500 and agree == tested
+    assert r["descent_preconditioned_slope"] < 0
+
+
+def test_records_background_newton_and_line_search(r):
+    assert r["newton_quadratic_one_step_gap"] < 1e-12  # Newton: one step on a quadratic
+    steps = r["background_steps_to_1e8"]
+    assert steps["ill-conditioned quadratic"]["Newton"] == 1
+    assert steps["Rosenbrock"]["Newton"] <= 10
+    gaps = r["background_final_gaps"]
+    for landscape in ("ill-conditioned quadratic", "Rosenbrock"):
+        fixed = next(v for k, v in gaps[landscape].items() if k.startswith("GD, lr"))
+        assert gaps[landscape]["GD + Armijo line search"] < fixed  # the line search beats the fixed rate
+        assert fixed > 1e-8  # and plain GD has not arrived where Newton has
+    evals = r["armijo_function_evaluations"]
+    assert evals["ill-conditioned quadratic"] > 200 and evals["Rosenbrock"] > 1000  # more than one per step
+    assert np.linalg.norm(r["newton_saddle_end"]) < 1e-6  # Newton walks onto the saddle
+
+
+def test_records_background_robbins_monro(r):
+    sums, final = r["robbins_monro_sums"], r["robbins_monro_final_mean_square"]
+    const, inv, inv2 = (
+        "constant 0.1 (sum of squares infinite)",
+        "1 / (t + 2) (both conditions hold)",
+        "1 / (t + 2)^2 (sum finite)",
+    )
+    assert sums[inv2][0] < 1 < sums[inv][0]  # 1/t^2 steps sum to less than the distance 5 ... 1/t keeps growing
+    assert sums[inv][1] < 1 and sums[inv2][1] < 1 and sums[const][1] > 10
+    assert final[inv] < final[const] / 10  # 1/t gets below the constant step's noise floor
+    assert final[inv2] > 1  # 1/t^2 stops far from the minimum
+    assert 0.02 < final[const] < 0.1  # floor about alpha sigma^2 / (2 - alpha) = 0.053
 
 
 def test_records_cnn(r):

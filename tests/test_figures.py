@@ -23,13 +23,14 @@ EXPECTED_FIGURES = {
     "L02_convolution_arithmetic": 8,
     "L03_initialisation_variance": 9,
     "L04_double_descent": 12,
-    "L05_optimisers": 11,
+    "L05_optimisers": 14,
     "L06_generalisation_regularisation": 10,
     "L07_batch_normalisation": 6,
     "L08_cnn_architectures": 2,
     "L09_fast_training_loops": 2,
     "L10_understanding_and_breaking_cnns": 11,
     "L11_support_vector_machines": 6,
+    "L12_babysitting_mnist_to_svhn": 9,
 }
 
 
