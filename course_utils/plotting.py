@@ -118,7 +118,12 @@ def live_display() -> bool:
 
     Under nbval the notebook runs in a real kernel too, so the kernel alone cannot tell that nobody is
     watching; :func:`quiet_test_run` does, and keeps executed notebooks in CI free of bars and extra figures.
+    ``COURSE_LIVE_DISPLAY=1`` shows them in a kernel all the same (e.g. a browser test that wants to see
+    what a student sees); ``COURSE_LIVE_DISPLAY=0`` never shows them (plain lines everywhere).
     """
+    override = os.environ.get("COURSE_LIVE_DISPLAY", "").strip()
+    if override in ("0", "1"):
+        return override == "1" and in_notebook()
     return in_notebook() and not quiet_test_run()
 
 

@@ -513,7 +513,8 @@ def fit(
         curves (titled ``title``) in place after every epoch, in Jupyter only. The rule for "in Jupyter"
         is :func:`~course_utils.plotting.live_display`: a Jupyter kernel, except in a fast-mode test or
         CI run (``COURSE_FAST=1`` with ``CI`` or the test-suite's ``COURSE_RECORD_DIR`` set), where a
-        notebook executed by nbval gets the plain lines and no live figure, so its output stays clean.
+        notebook executed by nbval gets the plain lines and no live figure, so its output stays clean
+        (``COURSE_LIVE_DISPLAY=1`` or ``0`` overrides the rule: always or never in a kernel).
         ``progress=False`` prints nothing; ``live_plot=False`` draws nothing.
     seed : seeds the shuffling order so that runs are reproducible (``None``: do not seed).
     callbacks : functions ``f(epoch, history)`` called after every epoch; one that returns ``True``

@@ -220,12 +220,15 @@ def test_fit_leaves_cudnn_autotuning_as_it_found_it(monkeypatch):
         ({"COURSE_FAST": "1", "CI": "true"}, True, False),  # nbval in fast-mode CI
         ({"COURSE_FAST": "1", "COURSE_RECORD_DIR": "/tmp/x"}, True, False),  # nbval under the local test-suite
         ({"COURSE_FAST": "0", "CI": "true"}, True, True),  # full-mode runs show what a student sees
+        ({"COURSE_FAST": "1", "CI": "true", "COURSE_LIVE_DISPLAY": "1"}, True, True),  # asked for: shown
+        ({"COURSE_LIVE_DISPLAY": "1"}, False, False),  # ... but only where a kernel can show it
+        ({"COURSE_LIVE_DISPLAY": "0"}, True, False),  # never
     ],
 )
 def test_live_display_rule(monkeypatch, env, kernel, expected):
     from course_utils import plotting
 
-    for name in ("COURSE_FAST", "CI", "COURSE_RECORD_DIR"):
+    for name in ("COURSE_FAST", "CI", "COURSE_RECORD_DIR", "COURSE_LIVE_DISPLAY"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -241,6 +244,7 @@ def test_a_notebook_under_fast_ci_gets_plain_lines_not_bars(monkeypatch, capsys)
 
     monkeypatch.setenv("COURSE_FAST", "1")
     monkeypatch.setenv("CI", "true")
+    monkeypatch.delenv("COURSE_LIVE_DISPLAY", raising=False)
     monkeypatch.setattr(plotting, "in_notebook", lambda: True)  # as in nbval's kernel
     cu.fit(_model(), _blobs(64), epochs=2, device="cpu")  # progress and live_plot on, as a lecture may ask
     captured = capsys.readouterr()
@@ -251,7 +255,7 @@ def test_a_notebook_under_fast_ci_gets_plain_lines_not_bars(monkeypatch, capsys)
 def test_a_watched_notebook_gets_tqdm_bars_not_lines(monkeypatch, capsys):
     from course_utils import plotting
 
-    for name in ("COURSE_FAST", "CI", "COURSE_RECORD_DIR"):
+    for name in ("COURSE_FAST", "CI", "COURSE_RECORD_DIR", "COURSE_LIVE_DISPLAY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(plotting, "in_notebook", lambda: True)
     cu.fit(_model(), _blobs(64), epochs=2, device="cpu", live_plot=False)
