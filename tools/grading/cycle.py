@@ -325,7 +325,7 @@ def grades(root: Path = ROOT, *, say: Say = print) -> int:
     if not by_assignment:
         say(f"No assignment has been collected and graded yet; {path} holds only the header.")
         return 0
-    say(f"Grades of {len(by_assignment)} collected assignments in {path}:")
+    say(f"Grades in {path}:")
     with gb._gradebook(root) as book:
         for assignment, values in sorted(by_assignment.items()):
             max_score = book.find_assignment(assignment).max_score

@@ -99,7 +99,7 @@ _REASONS = {
     "DeadKernelError": "the process died (os._exit, a crash or a resource limit)",
     "GradingProtocolError": "broke the grading protocol",
     "GradingTampering": "tampered with grading",
-    "NotImplementedError": "not done (NotImplementedError)",
+    "NotImplementedError": "not done (the NotImplementedError stub is still there)",
 }
 
 
@@ -207,18 +207,18 @@ def report(assignment: str, root: Path = ROOT) -> list[StudentReport]:
 
 
 def format_report(assignment: str, rows: list[StudentReport]) -> str:
+    """One block per student: the score, then one line per thing to know (failed test and why, hand grading, notes)."""
     width = max([len("student")] + [len(r.student) for r in rows])
-    lines = [f"{assignment}: {len(rows)} submissions", f"{'student':<{width}}  {'score':>11}  notes"]
+    lines = [f"{assignment}: {len(rows)} submissions", f"{'student':<{width}}  {'score':>9}"]
     for r in rows:
-        bits = []
-        if r.failed:
-            bits.append("failed: " + ", ".join(f"{g} ({r.reasons[g]})" if g in r.reasons else g for g in r.failed))
-        if r.needs_manual:
-            bits.append("to grade by hand: " + ", ".join(r.needs_manual))
+        bits = [f"to grade by hand: {', '.join(r.needs_manual)}"] if r.needs_manual else []
+        bits += [f"failed {g}: {r.reasons.get(g, 'failed')}" for g in r.failed]
         if r.not_graded:
             bits.append("no score (not for a person): " + ", ".join(r.not_graded))
-        bits.extend(r.notes)
-        lines.append(f"{r.student:<{width}}  {r.score:5.1f}/{r.max_score:<5.1f}  {'; '.join(bits)}")
+        bits += [f"note: {n}" for n in r.notes]
+        head = f"{r.student:<{width}}  {r.score:4.1f}/{r.max_score:<4.1f}"
+        lines.append(f"{head}  {bits[0]}" if bits else head)
+        lines.extend(f"{'':<{len(head)}}  {bit}" for bit in bits[1:])
     return "\n".join(lines)
 
 
