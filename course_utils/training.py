@@ -336,6 +336,15 @@ class TrainingRun:
     labels: torch.Tensor | None = None  # all training labels, for the one-off label checks
     first_loss: float | None = None  # the very first batch's loss: the reference for "the loss exploded"
 
+    @property
+    def autotune(self) -> bool:
+        """Let cuDNN pick its fastest convolution algorithms: the fast path on a CUDA GPU."""
+        return self.fast and self.device.type == "cuda"
+
+    def describe(self) -> str:
+        """Where the run trains, e.g. ``"cuda:0 (fast path)"`` or ``"cpu"``."""
+        return str(self.device) + (" (fast path)" if self.fast else "")
+
     def step_scheduler(self, when: str) -> None:
         """Step the learning-rate scheduler if it is stepped ``when`` ("batch" or "epoch")."""
         if self.scheduler is not None and self.scheduler_step == when:
@@ -375,6 +384,10 @@ def train_epoch(run: TrainingRun, batches: Iterable[Batch]) -> tuple[torch.Tenso
         total_correct += correct
         seen += len(y)
     return total_loss, total_correct, seen
+
+
+def _per_second(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else float("inf")
 
 
 @contextlib.contextmanager
@@ -548,9 +561,9 @@ def fit(
         scheduler=scheduler,
         scheduler_step=scheduler_step,
     )
-    history = History(device=str(run.device) + (" (fast path)" if run.fast else ""))
+    history = History(device=run.describe())
     shown = TrainingProgress(epochs, progress=progress, live_plot=live_plot, title=title)
-    with cudnn_autotuning(run.fast and run.device.type == "cuda"):
+    with cudnn_autotuning(run.autotune):
         for epoch in shown.epochs():
             timer = Timer()
             loss_sum, correct, seen = train_epoch(run, shown.batches(run.batches(), run.n_batches, epoch))
@@ -561,7 +574,7 @@ def fit(
                 train_loss=train_loss,
                 train_acc=float(correct) / seen,
                 epoch_time=elapsed,
-                images_per_s=seen / elapsed if elapsed > 0 else float("inf"),
+                images_per_s=_per_second(seen, elapsed),
                 lr=run.optimizer.param_groups[0]["lr"],
             )
             run.step_scheduler("epoch")
