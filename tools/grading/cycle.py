@@ -177,6 +177,12 @@ def grade(
     subs.release_notebooks(assignment, root)  # clear error if the assignment was never released
     if not (root / "gradebook.db").exists():
         raise FileNotFoundError(f"No gradebook at {root / 'gradebook.db'}: run `make release` on this machine first.")
+    with gb._gradebook(root) as book:
+        if assignment not in {a.name for a in book.assignments}:
+            raise FileNotFoundError(
+                f"The gradebook does not know {assignment} yet: run `make release` (or "
+                f"`python -m tools.release {assignment}`) on this machine first."
+            )
     say(f"{assignment}: grading in {described}")
     attention: list[str] = []
 
