@@ -423,6 +423,28 @@ def test_recorded_architecture_claims(records):
     assert records["alexnet_margin_points"] == pytest.approx(9.8)
     assert records["top5_improvement_2012_to_2017"] == pytest.approx(16.4 / 2.251)
     assert records["alexnet_fc_param_share"] > 0.9
+
+
+def test_imagenet_size_and_topk(records):
+    """Issue 12: 'ImageNet-1k has 150,000 images' is its validation + test sets; top-5 error <= top-1 error."""
+    sizes = records["imagenet_1k_split_sizes"]
+    assert sizes == {"train": 1_281_167, "validation": 50_000, "test": 100_000}
+    assert sizes["validation"] + sizes["test"] == records["slide_imagenet_images"] == 150_000
+    errors = records["topk_errors"]
+    top1, top5 = errors["chance"]
+    assert top1 == pytest.approx(1 - 1 / 1000, abs=0.003) and top5 == pytest.approx(1 - 5 / 1000, abs=0.005)
+    top1, top5 = errors["weak classifier"]
+    assert top5 < top1 - 0.2 and 0.2 < top1 < 0.9
+
+
+def test_alexnet_training_recipe(records):
+    """The paper's momentum + weight-decay update is torch.optim.SGD's; the plateau scheduler divides lr by 10."""
+    assert records["alexnet_recipe_update_gap"] < 1e-12
+    lrs = records["alexnet_recipe_plateau_lrs"]
+    assert lrs[0] == pytest.approx(0.01)
+    levels = sorted({round(lr, 12) for lr in lrs}, reverse=True)  # the made-up validation curve stalls three times
+    assert levels == pytest.approx([1e-2, 1e-3, 1e-4, 1e-5], rel=1e-9)
+    assert all(b <= a for a, b in zip(lrs, lrs[1:]))
     assert records["vgg16_conv_mac_share"] > 0.98 and records["vgg16_fc_param_share"] > 0.85
     assert records["gap_saving_factor_vgg16"] == pytest.approx(123_642_856 / 513_000)
     assert records["inception_bottleneck_saving"] == pytest.approx(120_422_400 / 12_443_648)
