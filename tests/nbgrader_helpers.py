@@ -18,7 +18,6 @@ from tools import grading, markers, release
 ROOT = Path(__file__).resolve().parents[1]
 TOTAL_RE = re.compile(r"\*\*Total:\s*(\d+(?:\.\d+)?)\s*points?\*\*")
 POINTS_RE = re.compile(r"\((\d+(?:\.\d+)?) points?\b")
-MARKER_LINE = re.compile(r"^\s*#+\s*(BEGIN|END) (SOLUTION|MARK SCHEME)\s*$")
 
 
 def env(cell_timeout: int | None = None, threads: int | None = None) -> dict[str, str]:
@@ -93,7 +92,8 @@ def stated_total(nb) -> float | None:
 
 def solution_text(source: str) -> str:
     """The instructor's source with the solution markers removed: what a perfect student writes."""
-    return "\n".join(line for line in source.split("\n") if not MARKER_LINE.match(line))
+    drop = (markers.SOLUTION, markers.MARK_SCHEME)  # marker lines only; hidden-test markers stay
+    return "\n".join(ln.text for ln in markers.classify(source) if not (ln.marker and ln.region in drop))
 
 
 # ------------------------------------------------------------------------------------------------

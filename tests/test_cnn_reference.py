@@ -21,6 +21,8 @@ import torch
 import torchvision
 from torch import nn
 
+from tools import markers
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = {
     "A3": "solutions/A3_lenet5/A3_lenet5.ipynb",
@@ -327,7 +329,7 @@ def test_resnet18_vs_torchvision():
 def test_hidden_tests_use_the_reference_number(name):
     value, key = EXPECTED[name]
     sources = "\n".join("".join(c["source"]) for c in grade_cells(load_notebook(key)))
-    hidden = "\n".join(re.findall(r"### BEGIN HIDDEN TESTS(.*?)### END HIDDEN TESTS", sources, flags=re.S))
+    hidden = "\n".join(ln.text for ln in markers.classify(sources) if ln.region == markers.HIDDEN)
     assert re.search(rf"(?<![\d_]){value}(?![\d_])", hidden), f"{name}={value} is not checked by {key}'s hidden tests"
 
 

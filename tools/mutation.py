@@ -49,9 +49,10 @@ from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from tools import markers
+
 ROOT = Path(__file__).resolve().parents[1]
 ASSIGNMENTS = ["A1_backprop", "A2_convolution", "A3_lenet5", "A4_alexnet_vgg", "A5_nin_googlenet", "A6_resnet18"]
-MARKER = re.compile(r"^\s*#+\s*(BEGIN|END) (SOLUTION|HIDDEN TESTS)\s*$")
 BUILTINS = set(dir(builtins))
 TARGET_SCORE = 0.95
 
@@ -67,8 +68,8 @@ ACCEPTED: dict[str, str] = {
     "conv_forward_naive: x_pad = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))) [0 -> 1] #2": "pads one extra image after the batch, which no loop reads: same result",
     "im2col: blocks = np.empty((C, field_height, field_width, N, H_out, W_out), dtype=x.dtype) [drop keyword dtype]": "float64 cols for any input: the same numbers; the text does not ask to keep float32 inputs float32",
     # A3
-    "a3-build_lenet5: nn.AvgPool2d(kernel_size=2, stride=2),               # S2: 6 x 14 x 14 [drop keyword stride]": "AvgPool2d's stride defaults to its kernel size (2): same layer",
-    "a3-build_lenet5: nn.AvgPool2d(kernel_size=2, stride=2),               # S4: 16 x 5 x 5 [drop keyword stride]": "AvgPool2d's stride defaults to its kernel size (2): same layer",
+    "a3-build_lenet5: nn.AvgPool2d(kernel_size=2, stride=2),  # S2: 6 x 14 x 14 [drop keyword stride]": "AvgPool2d's stride defaults to its kernel size (2): same layer",
+    "a3-build_lenet5: nn.AvgPool2d(kernel_size=2, stride=2),  # S4: 16 x 5 x 5 [drop keyword stride]": "AvgPool2d's stride defaults to its kernel size (2): same layer",
     # A4
     "a4-init_and_stds: model.train(was_training) [delete Expr statement]": "restoring the caller's mode is not asked for by the text (that unfair check was removed)",
     'a4-init_and_stds: nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu") [drop keyword mode]': "mode='fan_in' is kaiming_normal_'s default: "
@@ -82,12 +83,12 @@ ACCEPTED: dict[str, str] = {
         "a4-models: layers = [nn.Conv2d(c_in, c_out, kernel_size, stride=1, padding=kernel_size // 2, "
         "bias=not batch_norm)] [drop keyword stride]"
     ): _DEFAULT,
-    "a4-models: nn.Linear(c_in, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), [c_in -> c_out]": _LAST,
+    "a4-models: nn.Linear(c_in, hidden), [c_in -> c_out]": _LAST,
     # A5
     "a5-macs_and_1x1: model(torch.zeros(1, *input_shape)) [.zeros -> .ones]": "the number of MACs does not depend on the input's values",
     "a5-macs_and_1x1: model(torch.zeros(1, *input_shape)) [1 -> 2]": "a batch of two: the hooks count output[0], one image, so the count is the same",
-    "a5-nin: nin_block(b2[-1], b3, 3)) [1 -> 0]": "b2 = (192, 192, 192): its first and last entries are equal",
-    "a5-nin: nin_block(b2[-1], b3, 3)) [drop unary USub]": "b2 = (192, 192, 192): b2[1] == b2[-1]",
+    "a5-nin: nin_block(b2[-1], b3, 3), [1 -> 0]": "b2 = (192, 192, 192): its first and last entries are equal",
+    "a5-nin: nin_block(b2[-1], b3, 3), [drop unary USub]": "b2 = (192, 192, 192): b2[1] == b2[-1]",
     (
         "a5-nin: self.head = nn.Sequential(nn.Conv2d(b3[-1], num_classes, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()) "
         "[1 -> 0] #3"
@@ -134,17 +135,15 @@ class Cell:
 
 def _runnable(source: str) -> tuple[str, set[int]]:
     """Drop marker lines and IPython magics; return the code and the lines that were solution code."""
-    out, inside, solution = [], False, set()
-    for line in source.split("\n"):
-        m = MARKER.match(line)
-        if m:
-            if m.group(2) == "SOLUTION":
-                inside = m.group(1) == "BEGIN"
+    out, solution = [], set()
+    for parsed in markers.classify(source):  # the one marker parser (tools.markers)
+        if parsed.marker:
             continue
+        line = parsed.text
         if line.lstrip().startswith(("%", "!")):
             line = line[: len(line) - len(line.lstrip())] + "pass"
         out.append(line)
-        if inside:
+        if parsed.region == markers.SOLUTION:
             solution.add(len(out))
     return "\n".join(out), solution
 
