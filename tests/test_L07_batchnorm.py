@@ -404,6 +404,11 @@ def test_train_vs_eval_claims(records):
     assert min(records["running_var_relative_change"]) > 0.005
     assert records["eval_acc_before_train_mode_passes"] == pytest.approx(eval_acc)
     assert abs(records["eval_acc_after_train_mode_passes"] - eval_acc) < 0.05  # "changes little here"
+    # Issue 12: recomputing the BN statistics over the training set (momentum=None) repairs the damaged copy
+    assert records["bn_recompute_first_mean_gap"] < 1e-4
+    recomputed = records["bn_recompute_accuracies"]
+    assert recomputed["as trained (exponential averages)"] == pytest.approx(eval_acc)
+    assert abs(recomputed["statistics recomputed on the training set"] - eval_acc) < 0.03
 
 
 def test_folding_and_bias_claims(records):
