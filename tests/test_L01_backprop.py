@@ -240,6 +240,13 @@ def test_graph_matches_torch(rec):
     assert rec["graph_dfdy"] == pytest.approx(y.grad.item(), rel=1e-14)
 
 
+def test_slide_forward_mode_error_is_flagged(rec):
+    """Issue 12: the SNU slides print df/dx = 0.742 for this graph; the true value is 0.892."""
+    slide, reproduced = rec["slide_forward_mode_dfdx"]
+    assert slide == 0.742 and round(reproduced, 3) == 0.742
+    assert round(rec["graph_dfdx"], 3) == 0.892
+
+
 def test_matrix_chain_costs(rec):
     chains = rec["matrix_chain"]
     assert len(chains) == 2
@@ -299,3 +306,12 @@ def test_counted_backprop_is_a_few_forward_passes(rec):
     c = rec["cost_counts"]
     assert counted == pytest.approx([b / f for b, f in zip(c["backprop"], c["forward"])])
     assert all(1.5 <= r <= 3.2 for r in counted)
+
+
+def test_gradient_cost_three_for_matrix_products_five_in_general(rec):
+    """The prose: about three forward passes for matrix products; the general bound of about five is reached by an
+    elementwise product (one operation forward, four backward)."""
+    ratio = rec["gradient_cost_ratio_by_operation"]
+    assert ratio["elementwise product A * B"] == 5
+    assert 3 <= ratio["matrix product A @ B"] < 3.1
+    assert ratio["elementwise sum A + B"] == 3
