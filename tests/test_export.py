@@ -42,7 +42,9 @@ def test_every_marked_cell_is_in_its_module_verbatim(module):
     mod = importlib.import_module(f"course_utils.taught.{module}")
     for name in TAUGHT[module]:
         obj = getattr(mod, name)
-        assert inspect.getsource(obj).rstrip() in "\n".join(c.source for c in cells), f"{name} is not a marked cell's code"
+        assert inspect.getsource(obj).rstrip() in "\n".join(c.source for c in cells), (
+            f"{name} is not a marked cell's code"
+        )
 
 
 def test_check_detects_a_changed_cell(tmp_path):
