@@ -30,6 +30,7 @@ EXPECTED_FIGURES = {
     "L09_fast_training_loops": 2,
     "L10_understanding_and_breaking_cnns": 11,
     "L11_support_vector_machines": 6,
+    "L12_babysitting_mnist_to_svhn": 9,
 }
 
 
