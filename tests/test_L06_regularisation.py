@@ -8,6 +8,7 @@ independently of the notebook's own asserts. The remaining tests read the number
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import matplotlib
@@ -373,6 +374,23 @@ def test_conv_feature_maps_are_spatially_correlated(records):
     assert abs(conv["neighbour_corr_shuffled"]) < 0.1
     assert conv["corr_blurred_dropped_vs_blurred_original"] > 0.7
     assert records["dropout2d_fraction_channels_zeroed"] == pytest.approx(0.5, abs=0.03)
+
+
+def test_more_regularisation_raises_the_loss(records):
+    """Issue 12, the babysitting check: data loss + penalty rises with lambda; untrained loss is about ln 10."""
+    totals = records["reg_sanity_total_loss"]
+    assert all(a < b for a, b in zip(totals, totals[1:]))
+    assert records["reg_sanity_init_data_loss"] == pytest.approx(math.log(10), abs=0.3)
+
+
+def test_dropout_on_a_linear_model_is_ridge(records):
+    """Issue 12: averaged over masks, input dropout adds p/(1-p) * sum_j w_j^2 mean(x_j^2) to the squared loss."""
+    monte_carlo, closed_form = records["linear_dropout_mc_vs_closed"]
+    assert monte_carlo == pytest.approx(closed_form, rel=0.01)
+    distance = records["linear_dropout_distance"]
+    assert distance["ridge"] < 0.02 and distance["no penalty"] > 0.15
+    # dropout commutes with ReLU (non-negative homogeneous), not with tanh
+    assert records["dropout_commute_gap"]["ReLU"] == 0 and records["dropout_commute_gap"]["tanh"] > 0.01
 
 
 def test_flips_are_wrong_for_digits(records):
