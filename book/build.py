@@ -11,7 +11,7 @@
 3. Each page gets a banner (Open in Colab, Download notebook, and for fast-mode pages a note that full mode
    gives the real numbers); each ipywidget becomes a still of its default state and a line saying where to
    run it; the home page is README.md with links made to work on the site.
-4. Sphinx writes the HTML; MathJax is served from the site itself (no CDN), so the site works offline.
+4. Sphinx writes the HTML; MathJax 3 is served from the site itself (no CDN), so the site works offline.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from tools import notebooks as nbtool  # noqa: E402
 
 BOOK = Path(__file__).resolve().parent
 DEFAULT_OUT = ROOT / "build" / "site"
-DOWNLOADS = "_notebooks"  # staged clean copies behind the "Download notebook" links (not pages)
+DOWNLOADS = "_notebooks"  # staged clean copies behind the "Download notebook" links, copied next to the pages
 SITE_TITLE = "Deep Learning from First Principles"
 
 
@@ -141,10 +141,9 @@ def replace_widgets(nb, colab: str) -> int:
 def banner(rel: str, fast: bool | None) -> str:
     """The links and notes put under each page's title (MyST Markdown)."""
     colab = nbtool.colab_url(rel)
-    depth = "../" * (rel.count("/"))
-    lines = [
+    lines = [  # the clean notebook sits next to its page (html_extra_path), e.g. lectures/L00_....ipynb
         f'<p class="course-links"><a class="course-colab" href="{colab}">Open in Colab</a> · '
-        f'<a class="course-download" href="{depth}{DOWNLOADS}/{rel}" download>Download notebook</a></p>',
+        f'<a class="course-download" href="{Path(rel).name}" download>Download notebook</a></p>',
         "",
     ]
     if fast:
@@ -248,12 +247,21 @@ def stage(stage_dir: Path, executed: dict[str, Path], lecture_list: list[str], a
 
 
 def mathjax_folder() -> Path:
-    """MathJax 2.7 shipped inside the jupyter-server-mathjax wheel (so equations render offline)."""
+    """MathJax 3 as shipped in the django-static-mathjax wheel (so equations render offline)."""
     try:
-        import jupyter_server_mathjax
+        import mathjax
     except ImportError as err:
-        raise SystemExit("jupyter-server-mathjax is missing: install the site tools with `make setup`.") from err
-    return Path(jupyter_server_mathjax.__file__).parent / "static"
+        raise SystemExit(
+            "MathJax is missing (django-static-mathjax): install the site tools with `make setup`."
+        ) from err
+    folder = Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+    if not (folder / "tex-chtml.js").exists():
+        raise SystemExit(f"{folder} has no tex-chtml.js: reinstall django-static-mathjax (`make setup`).")
+    return folder
+
+
+# What the site needs of MathJax: tex-chtml.js, its TeX extensions (input/) and CommonHTML fonts (output/chtml/).
+MATHJAX_UNUSED = ("sre", "svg", "*svg*.js", "*-full*.js", "mml-*.js", "tex-mml-*.js", "node-main*", "__pycache__")
 
 
 def sphinx_build(stage_dir: Path, out: Path, doctrees: Path) -> None:
@@ -263,8 +271,9 @@ def sphinx_build(stage_dir: Path, out: Path, doctrees: Path) -> None:
         raise SystemExit("Sphinx is missing: install the site tools with `make setup` (the `site` extra).") from err
     served = stage_dir / "_mathjax"  # html_static_path entry: its "mathjax" folder lands in _static/
     if not served.exists():
-        shutil.copytree(mathjax_folder(), served / "mathjax", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(mathjax_folder(), served / "mathjax", ignore=shutil.ignore_patterns(*MATHJAX_UNUSED))
     os.environ["COURSE_SITE_MATHJAX"] = str(served)
+    os.environ["COURSE_SITE_DOWNLOADS"] = str(stage_dir / DOWNLOADS)
     args = ["-b", "html", "-q", "-c", str(BOOK), "-d", str(doctrees), str(stage_dir), str(out)]
     code = build_main(args)
     if code != 0:

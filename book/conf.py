@@ -29,21 +29,18 @@ myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "html_image"]
 myst_heading_anchors = 3
 suppress_warnings = ["mystnb.unknown_mime_type", "myst.header"]
 
-# MathJax 2.7 from the jupyter-server-mathjax wheel, copied by book/build.py into <staging>/_mathjax/mathjax and
-# served by the site itself as _static/mathjax/: equations render offline, with no CDN.
+# MathJax 3 (CommonHTML output) from the django-static-mathjax wheel (pure static files, no Django needed),
+# copied by book/build.py into <staging>/_mathjax/mathjax and served as _static/mathjax/: equations render
+# offline, with no CDN.
 html_static_path = ["_static"]
 _mathjax = os.environ.get("COURSE_SITE_MATHJAX")
 if _mathjax:
     html_static_path.append(_mathjax)
-    mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
-    mathjax2_config = {
-        "tex2jax": {"processEscapes": True, "processClass": "math|output_area|cell_output", "ignoreClass": "none"},
-        "messageStyle": "none",
-        # the wheel ships the STIX-Web web fonts only (as Jupyter's classic notebook configured it)
-        "HTML-CSS": {"availableFonts": [], "preferredFont": None, "webFont": "STIX-Web", "imageFont": None},
-        "menuSettings": {"zoom": "None"},
-    }
+    mathjax_path = "mathjax/tex-chtml.js"
+# (myst-parser sets mathjax3_config to typeset math inside notebook outputs too)
 html_css_files = ["course.css"]
+# The clean notebooks behind "Download notebook", next to their pages (lectures/L00_....ipynb).
+html_extra_path = [os.environ["COURSE_SITE_DOWNLOADS"]] if os.environ.get("COURSE_SITE_DOWNLOADS") else []
 
 repository = nbtool.student_repository(settings)
 html_theme = "sphinx_book_theme"
