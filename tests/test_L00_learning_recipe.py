@@ -121,6 +121,16 @@ def test_softmax_and_cross_entropy(rec):
     assert rec["ce_all_ln"] == pytest.approx(F.cross_entropy(SCORES.T, LABELS, reduction="none").tolist(), rel=1e-6)
 
 
+def test_logistic_loss_needs_its_minus_sign(rec):
+    """Issue 12: the NN/CNN deck's logistic loss lacks its minus sign; without it the loss falls as predictions worsen."""
+    scores = rec["logistic_loss_scores"]
+    with_minus, without_minus = rec["logistic_loss_with_minus"], rec["logistic_loss_without_minus"]
+    assert with_minus == pytest.approx([math.log1p(math.exp(-s)) for s in scores], rel=1e-4)  # float32
+    assert without_minus == pytest.approx([-v for v in with_minus], rel=1e-4)
+    assert all(a < b for a, b in zip(with_minus, with_minus[1:]))  # scores go from right to wrong: loss rises
+    assert all(a > b for a, b in zip(without_minus, without_minus[1:]))  # the slide's version falls
+
+
 def test_regularisation(rec):
     r = rec["reg_example"]
     assert r["score_w1"] == r["score_w2"] == pytest.approx(1.0)
