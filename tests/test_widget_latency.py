@@ -30,7 +30,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "browser"
 BUDGET = {"median_ms": 250.0, "p95_ms": 600.0, "first_frame_ms": 500.0, "frames_per_s": 5.0}
 SLACK = 2.0
 MIN_INTERACTIONS = 8  # per widget: each slider or dropdown is moved 2 times or more (back and forth)
-WIDGET_CALL = re.compile(r"\.widget\(\)|\binteract\(|^import ipywidgets", re.MULTILINE)
+WIDGET_CALL = re.compile(r"\.widget\(\)|\binteract\(|^\s*import ipywidgets", re.MULTILINE)
 
 pytestmark = [
     pytest.mark.skipif(not Path(bl.CHROMIUM).exists(), reason="Chromium is not installed (apt-get install chromium)"),
@@ -79,6 +79,11 @@ WIDGETS = (
             "def fgsm(",
             "def first_flip_level(",
         ),
+    ),
+    LectureWidget(
+        "L11_support_vector_machines",
+        "def rbf_svm_widget(",
+        (SETUP, "def histogram_intersection(", "def draw_decision(", "def fit_rbf("),
     ),
 )
 
