@@ -175,6 +175,12 @@ def prepare_page(nb, rel: str, fast: bool | None) -> tuple[object, int]:
             cell.metadata["tags"] = [*tags, "hide-cell"]
             setup.append(cell)  # collapsed, under the banner rather than above the title
             continue
+        hidden = cell.get("metadata", {}).get("jupyter", {})
+        collapse = {(True, True): "hide-cell", (True, False): "hide-input", (False, True): "hide-output"}.get(
+            (bool(hidden.get("source_hidden")), bool(hidden.get("outputs_hidden")))
+        )
+        if collapse and cell.cell_type == "code":  # collapsed on the page as in JupyterLab (try-it answers, ...)
+            cell.metadata["tags"] = [*tags, collapse]
         cells.append(cell)
     first_heading = next(
         (i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.lstrip().startswith("# ")), None
