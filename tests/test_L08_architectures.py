@@ -445,6 +445,8 @@ def test_alexnet_training_recipe(records):
     levels = sorted({round(lr, 12) for lr in lrs}, reverse=True)  # the made-up validation curve stalls three times
     assert levels == pytest.approx([1e-2, 1e-3, 1e-4, 1e-5], rel=1e-9)
     assert all(b <= a for a, b in zip(lrs, lrs[1:]))
+    # overlapping 3x3/2 pooling gives as many positions as 2x2/2 on AlexNet's 55x55 maps
+    assert records["alexnet_pool_positions"] == {"3x3, stride 2": 27, "2x2, stride 2": 27}
     assert records["vgg16_conv_mac_share"] > 0.98 and records["vgg16_fc_param_share"] > 0.85
     assert records["gap_saving_factor_vgg16"] == pytest.approx(123_642_856 / 513_000)
     assert records["inception_bottleneck_saving"] == pytest.approx(120_422_400 / 12_443_648)
