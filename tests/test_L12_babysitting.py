@@ -153,6 +153,11 @@ def test_largest_eigenvalue_matches_numpy(scratch):
     with_bias = np.c_[rows.numpy().astype(np.float64), np.ones(200)]
     expected = np.linalg.eigvalsh(with_bias.T @ with_bias / 200)[-1]
     assert scratch["largest_eigenvalue"](rows) == pytest.approx(expected, rel=1e-9)
+    wide = torch.rand(6, 40)  # fewer rows than columns: the smaller Gram matrix is used
+    with_bias = np.c_[wide.numpy().astype(np.float64), np.ones(6)]
+    assert scratch["largest_eigenvalue"](wide) == pytest.approx(
+        np.linalg.eigvalsh(with_bias.T @ with_bias / 6)[-1], rel=1e-9
+    )
 
 
 def test_flat_subtracts_the_per_channel_mean(scratch):
