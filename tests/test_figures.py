@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parents[1]
 EXPECTED_FIGURES = {
     "L00_learning_recipe": 13,
     "L01_backprop_by_hand": 6,
-    "L02_convolution_arithmetic": 8,
+    "L02_convolution_arithmetic": 7,
     "L03_initialisation_variance": 9,
     "L04_double_descent": 12,
-    "L05_optimisers": 14,
+    "L05_optimisers": 13,
     "L06_generalisation_regularisation": 10,
     "L07_batch_normalisation": 6,
     "L08_cnn_architectures": 2,
