@@ -47,7 +47,7 @@ def scratch():
     return load_scratch_cells(
         NB,
         required=SCRATCH_NAMES,
-        preload={"torch": torch, "np": np, "nn": nn, "F": F, "fast_or_full": fast_or_full},
+        preload={"torch": torch, "np": np, "nn": nn, "F": F, "fast_or_full": fast_or_full, "ON_GPU": False},
     )
 
 
@@ -56,6 +56,7 @@ def scratch():
 # ----------------------------------------------------------------------------------------------
 def test_data_sizes_and_the_stand_in_is_declared(r):
     sizes = r["data_sizes"]
+    assert r["cnn_width"] in (8, 16, 64)
     if is_fast_mode():
         assert sizes["svhn_train"] == 800 and sizes["svhn_val"] == 500
         assert sizes["mnist_test"] == 1000
@@ -104,7 +105,7 @@ def test_cnns_beat_every_linear_model(r):
     for name in ("cnn_cf", "cnn_cnf"):
         assert cnn[name]["val_acc"] > best_linear + 0.2
         assert cnn[name]["train_acc"] > cnn[name]["val_acc"]  # memorising the small training set
-    width = fast_or_full(8, 64)
+    width = r["cnn_width"]
     assert cnn["cnn_cf"]["params"] == 3 * 25 * width + width + width * 32 * 32 * 10 + 10
     assert cnn["cnn_cnf"]["params"] == cnn["cnn_cf"]["params"] + 2 * width  # batch norm's scale and shift
 
@@ -140,7 +141,7 @@ def test_on_mnist_the_cnn_beats_logistic_regression(r):
     assert r["mnist_cnn_beats_logreg"] is True
     assert cmp["cnn_cf"]["acc"] > cmp["logreg"]["acc"] + 0.03
     assert cmp["logreg"]["params"] == 28 * 28 * 10 + 10
-    width = fast_or_full(8, 64)
+    width = r["cnn_width"]
     assert cmp["cnn_cf"]["params"] == 25 * width + width + width * 28 * 28 * 10 + 10
     assert cmp["cnn_cf_64_filters_params"] == 503_434
 
