@@ -146,14 +146,20 @@ class LivePlot:
         """Redraw the curves of a :class:`~course_utils.training.History` (no-op when disabled)."""
         if not self.enabled:
             return
-        from IPython.display import display
+        from IPython.display import Image, display
+
+        from .figure_image import figure_png
 
         draw_history(history, self.ax_loss, self.ax_acc)
-        self.fig.tight_layout()
+        if self._handle is None or history.epochs % 5 == 0:  # the layout hardly changes from epoch to epoch
+            self.fig.tight_layout()
+        # one render and a fast PNG (display(fig) renders twice for bbox_inches="tight" and compresses hard):
+        # the curves cost the training little even with short epochs
+        image = Image(data=figure_png(self.fig), format="png")
         if self._handle is None:
-            self._handle = display(self.fig, display_id=True)
+            self._handle = display(image, display_id=True)
         else:
-            self._handle.update(self.fig)
+            self._handle.update(image)
 
 
 def epoch_line(history, epochs: int) -> str:
