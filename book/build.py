@@ -38,7 +38,7 @@ from tools import notebooks as nbtool  # noqa: E402
 BOOK = Path(__file__).resolve().parent
 DEFAULT_OUT = ROOT / "build" / "site"
 DOWNLOADS = "_notebooks"  # staged clean copies behind the "Download notebook" links, copied next to the pages
-SITE_TITLE = "Deep Learning from First Principles"
+FAST_NOTE = "This page was built in"  # opens the note on pages executed in fast mode
 
 
 def lectures(root: Path = ROOT) -> list[str]:
@@ -149,7 +149,7 @@ def banner(rel: str, fast: bool | None) -> str:
     if fast:
         lines += [
             ":::{note}",
-            "This page was built in **fast mode** (small data subsets, a few training steps, stand-in data "
+            f"{FAST_NOTE} **fast mode** (small data subsets, a few training steps, stand-in data "
             "sets where downloads are needed), as the tests run it. Numbers and curves are rough: run the "
             "notebook in **full mode** (`make lab`, or on Colab) for the real numbers.",
             ":::",
