@@ -66,6 +66,7 @@ GPU_NOTEBOOKS = frozenset(
         "L08_cnn_architectures",
         "L09_fast_training_loops",
         "L10_understanding_and_breaking_cnns",
+        "L12_babysitting_mnist_to_svhn",
         "A3_lenet5",
         "A4_alexnet_vgg",
         "A5_nin_googlenet",
