@@ -237,7 +237,7 @@ def test_site_in_a_browser_links_figures_equations_and_search(served, browser):
     page.goto(f"{base}/{l03.replace('.ipynb', '.html')}")
     _typeset(page)
     page.screenshot(path=str(SCREENSHOTS / "lecture-top.png"))
-    page.locator("article mjx-container").nth(3).scroll_into_view_if_needed()
+    page.locator('article mjx-container[display="true"]').nth(4).evaluate("el => el.scrollIntoView({block: 'center'})")
     page.screenshot(path=str(SCREENSHOTS / "lecture-equations.png"))
     l00 = next(rel for rel in site.lectures() if "L00" in rel)
     page.goto(f"{base}/{l00.replace('.ipynb', '.html')}")
