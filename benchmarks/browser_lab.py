@@ -305,8 +305,23 @@ def measure_widget(page, area, min_interactions: int = 8, train_buttons: bool = 
     return results
 
 
+CELL_OUTPUT_JS = """async (i) => {
+  const nb = window.jupyterapp.shell.currentWidget.content;
+  const cells = nb.widgets.filter(c => c.model.type === 'code');
+  const cell = cells[i < 0 ? cells.length + i : i];
+  // A long notebook may be windowed (only cells near the viewport in the DOM): bring the cell in first.
+  if (nb.scrollToCell) await nb.scrollToCell(cell, 'start');
+  else cell.node.scrollIntoView();
+  return cell.node.querySelector('.jp-OutputArea');
+}"""
+
+
 def code_cell_output(page, index: int):
-    """The output area (element handle) of the notebook's ``index``-th code cell (-1: the last)."""
-    cells = page.locator(".jp-CodeCell")
-    cell = cells.last if index == -1 else cells.nth(index)
-    return cell.locator(".jp-OutputArea").first.element_handle()
+    """The output area (element handle) of the notebook's ``index``-th code cell (-1: the last), scrolled into view.
+
+    Found through JupyterLab's own cell list, not by counting DOM nodes (which a windowed notebook leaves out).
+    """
+    handle = page.evaluate_handle(CELL_OUTPUT_JS, index).as_element()
+    if handle is None:
+        raise RuntimeError(f"code cell {index} has no output area")
+    return handle
