@@ -36,15 +36,20 @@ SETTINGS = {"@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"reco
 
 KERNEL_TIME_JS = """() => {
   const cells = window.jupyterapp.shell.currentWidget.content.widgets;
-  let total = 0, count = 0;
+  let total = 0, count = 0, index = -1;
+  const slowest = [];
   for (const c of cells) {
     if (c.model.type !== 'code') continue;
+    index += 1;
     const e = c.model.getMetadata('execution');
     if (!e || !e['iopub.execute_input'] || !e['shell.execute_reply']) continue;
-    total += (Date.parse(e['shell.execute_reply']) - Date.parse(e['iopub.execute_input'])) / 1000;
+    const s = (Date.parse(e['shell.execute_reply']) - Date.parse(e['iopub.execute_input'])) / 1000;
+    total += s;
     count += 1;
+    slowest.push([index, Math.round(s * 10) / 10, c.model.sharedModel.getSource().split('\\n')[0].slice(0, 60)]);
   }
-  return {kernel_s: total, timed_cells: count};
+  slowest.sort((a, b) => b[1] - a[1]);
+  return {kernel_s: total, timed_cells: count, slowest: slowest.slice(0, 5)};
 }"""
 
 
@@ -96,6 +101,7 @@ def measure(notebooks: list[Path], with_nbval: bool) -> dict:
                     "outside_kernel_s": round(state["seconds"] - timing["kernel_s"], 1),
                     "errors": state.get("errors", []),
                     "cells_run": f"{state.get('executed')}/{state.get('code')}",
+                    "slowest_cells": timing["slowest"],  # [code cell index, kernel seconds, first line]
                 }
                 print(nb.stem, results[nb.stem], flush=True)
     if with_nbval:
