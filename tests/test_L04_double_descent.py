@@ -219,17 +219,6 @@ def test_mlp_over_training_time_is_classical_overfitting(r, m):
     assert not any(r["mlp_time_second_descent"].values())  # no epoch-wise second descent here
 
 
-def test_l04_figure_count():
-    import json
-    import os
-    from pathlib import Path
-
-    path = Path(os.environ["COURSE_RECORD_DIR"]) / "L04_double_descent.figures.json"
-    if not path.exists():
-        pytest.skip("the notebook did not run under nbval in this session")
-    assert json.loads(path.read_text())["figures"] == 12  # 10 plots, the explorer widget's figure, Try-it 6
-
-
 # ----------------------------------------------------------------- the demo module
 @pytest.mark.parametrize("shape", [(30, 10), (30, 30), (30, 120), (5, 1)])
 def test_min_norm_lstsq_matches_pinv(shape):

@@ -29,9 +29,6 @@ QUOTED: dict[str, dict[str, str]] = {
     "L04_double_descent": {
         "31": "a Try it: the number of coefficients of that degree-30 polynomial",
     },
-    "L08_cnn_architectures": {
-        "1.2": "ImageNet's size (about 1.2 million training photographs), a fact about the data set"
-    },
     "L09_fast_training_loops": {
         "55": "published anchor: d2l.ai's LeNet loop, about 55 thousand examples per second",
         "94": "published anchor: airbench's 94% CIFAR-10 accuracy",
