@@ -8,22 +8,19 @@ when Debian's Chromium is not installed; `.ci/run` installs it.
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from benchmarks import browser_lab as bl
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 LECTURE = ROOT / "lectures" / "L00_learning_recipe.ipynb"
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-TOKEN = "course-browser-test"
+TOKEN = bl.TOKEN
 
 pytestmark = [
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed (apt-get install chromium)"),
@@ -31,78 +28,16 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory):
+    """JupyterLab (benchmarks/browser_lab.py's server) on a folder holding a copy of L00."""
     workdir = tmp_path_factory.mktemp("lab")
     shutil.copy(LECTURE, workdir / LECTURE.name)
-    port = _free_port()
-    env = {**os.environ, "COURSE_FAST": "1", "COURSE_OFFLINE": "1", "JUPYTER_CONFIG_DIR": str(workdir / ".jupyter")}
-    log = open(workdir / "lab.log", "w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "jupyter",
-            "lab",
-            "--no-browser",
-            "--allow-root",
-            "--ServerApp.ip=127.0.0.1",
-            f"--ServerApp.port={port}",
-            f"--IdentityProvider.token={TOKEN}",
-            f"--ServerApp.root_dir={workdir}",
-            "--LabApp.expose_app_in_browser=True",
-            "--ServerApp.disable_check_xsrf=True",
-            "--LabApp.news_url=",
-            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while True:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
-            break
-        except OSError:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"JupyterLab did not start; log:\n{(workdir / 'lab.log').read_text()[-3000:]}")
-            time.sleep(0.5)
-    yield base, workdir
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with bl.jupyterlab(workdir, {"COURSE_FAST": "1", "COURSE_OFFLINE": "1"}, start_timeout=90) as base:
+        yield base, workdir
 
 
-CELL_STATE_JS = """() => {
-  const panel = window.jupyterapp.shell.currentWidget;
-  if (!panel || !panel.content || !panel.content.model) return null;
-  const cells = panel.content.widgets;
-  const busy = cells.filter(c => c.model.type === 'code' && c.promptNode && c.promptNode.textContent.includes('*')).length;
-  const errors = [];
-  for (const c of cells) {
-    if (c.model.type !== 'code') continue;
-    for (let i = 0; i < c.model.outputs.length; i++) {
-      const o = c.model.outputs.get(i).toJSON();
-      if (o.output_type === 'error') errors.push(o.ename + ': ' + o.evalue);
-    }
-  }
-  const executed = cells.filter(c => c.model.type === 'code' && c.model.executionCount !== null).length;
-  const code = cells.filter(c => c.model.type === 'code').length;
-  const status = panel.sessionContext.session ? panel.sessionContext.session.kernel.status : 'none';
-  return {busy, errors, executed, code, status};
-}"""
+CELL_STATE_JS = bl.CELL_STATE_JS
 
 
 def test_lecture_runs_in_jupyterlab_and_widget_reacts(jupyterlab):
